@@ -1,0 +1,58 @@
+"""remem: long-term memory for LLM agents, offline by default."""
+
+from remem.config import EmbedderConfig, MemoryConfig, StoreConfig
+from remem.engine import AsyncMemory, Memory
+from remem.errors import (
+    ConfigError,
+    ConflictError,
+    CorruptStoreError,
+    DataFormatError,
+    EmbedderError,
+    InvalidInputError,
+    MessageTooLargeError,
+    NotFoundError,
+    RememError,
+    StoreError,
+)
+from remem.models import (
+    AddResult,
+    MemoryEvent,
+    MemoryRecord,
+    Message,
+    Scope,
+    SearchHit,
+    SearchResults,
+    Stats,
+)
+from remem.retrieval.recipes import RECIPES, Recipe
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "RECIPES",
+    "AddResult",
+    "AsyncMemory",
+    "ConfigError",
+    "ConflictError",
+    "CorruptStoreError",
+    "DataFormatError",
+    "EmbedderConfig",
+    "EmbedderError",
+    "InvalidInputError",
+    "Memory",
+    "MemoryConfig",
+    "MemoryEvent",
+    "MemoryRecord",
+    "Message",
+    "MessageTooLargeError",
+    "NotFoundError",
+    "Recipe",
+    "RememError",
+    "Scope",
+    "SearchHit",
+    "SearchResults",
+    "Stats",
+    "StoreConfig",
+    "StoreError",
+    "__version__",
+]

@@ -1,0 +1,1 @@
+"""Benchmarks: LoCoMo and LongMemEval retrieval evaluation."""

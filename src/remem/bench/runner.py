@@ -1,0 +1,140 @@
+"""Retrieval benchmark runner: ingest a dataset into a fresh store, ask, score, report."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+import remem
+from remem.bench.datasets import BenchConversation, BenchDataset, BenchQuestion, load_dataset
+from remem.bench.metrics import (
+    MetricAccumulator,
+    dedupe,
+    percentile,
+    session_metrics,
+    session_of,
+    turn_metrics,
+)
+from remem.config import EmbedderConfig, MemoryConfig, StoreConfig
+from remem.embedders.base import Embedder
+from remem.engine import Memory
+from remem.retrieval.recipes import get_recipe
+
+SEARCH_DEPTH = 50  # hits asked per question; enough to rank 20 distinct turns
+
+
+@dataclass(frozen=True)
+class IngestTiming:
+    """How long ingest took over the whole dataset."""
+
+    turns: int
+    seconds: float
+
+
+def ingest(memory: Memory, dataset: BenchDataset, progress: bool) -> IngestTiming:
+    """Add every conversation, one ``add`` per session, into its own user scope."""
+    started = time.perf_counter()
+    total = sum(len(c.turns) for c in dataset.conversations)
+    with tqdm(total=total, desc="ingest", unit="turn", disable=not progress) as bar:
+        for conv in dataset.conversations:
+            for session, turns in _sessions(conv):
+                memory.add(
+                    [{"id": t.id, "role": t.role, "content": t.text, "name": t.speaker,
+                      "timestamp": t.timestamp} for t in turns],
+                    user_id=conv.id, session_id=session,
+                )  # fmt: skip
+                bar.update(len(turns))
+    return IngestTiming(total, time.perf_counter() - started)
+
+
+def _sessions(conv: BenchConversation) -> list[tuple[str, list[Any]]]:
+    groups: dict[str, list[Any]] = {}
+    for turn in conv.turns:
+        groups.setdefault(turn.session, []).append(turn)
+    return list(groups.items())
+
+
+def _score(dataset: BenchDataset, question: BenchQuestion, ranked: list[str]) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    if question.evidence:
+        metrics.update(turn_metrics(ranked, question.evidence))
+    if dataset.name == "longmemeval" and question.evidence_sessions:
+        sessions = dedupe(session_of(t) for t in ranked)
+        metrics.update(session_metrics(sessions, question.evidence_sessions))
+    return metrics
+
+
+def evaluate(memory: Memory, dataset: BenchDataset, recipe: str, progress: bool) -> dict[str, Any]:
+    """Ask every scored question with one recipe; return the retrieval and search parts."""
+    acc = MetricAccumulator()
+    timings: list[float] = []
+    questions = [(c, q) for c in dataset.conversations for q in c.questions if not q.abstention]
+    for conv, question in tqdm(questions, desc=f"search [{recipe}]", disable=not progress):
+        started = time.perf_counter()
+        hits = memory.search(question.text, user_id=conv.id, limit=SEARCH_DEPTH, recipe=recipe)
+        timings.append((time.perf_counter() - started) * 1000)
+        ranked = dedupe(s for h in hits for s in h.source_ids)
+        metrics = _score(dataset, question, ranked)
+        if metrics:
+            acc.add(question.category, metrics)
+    summary = acc.summary()
+    return {
+        "n_questions": len(acc),
+        "retrieval": {"overall": summary["overall"], "by_category": summary["by_category"]},
+        "search": {
+            "queries": len(timings),
+            "p50_ms": percentile(timings, 50) if timings else 0.0,
+            "p95_ms": percentile(timings, 95) if timings else 0.0,
+        },
+    }
+
+
+def run(
+    data: str | Path,
+    recipes: Sequence[str] = ("default",),
+    embedder: Embedder | str | None = None,
+    progress: bool = True,
+    on_report: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Benchmark each recipe on one ingest of ``data``; returns one report per recipe."""
+    for name in recipes:
+        get_recipe(name)  # fail on a typo before the long ingest
+    dataset = load_dataset(data)
+    reports = []
+    with tempfile.TemporaryDirectory(prefix="remem-bench-") as tmp:
+        config = MemoryConfig(StoreConfig(path=str(Path(tmp) / "bench.db")), EmbedderConfig())
+        with Memory(config, embedder=embedder) as memory:
+            timing = ingest(memory, dataset, progress)
+            for name in recipes:
+                report = _report(dataset, memory, name, timing)
+                report.update(evaluate(memory, dataset, name, progress))
+                reports.append(report)
+                if on_report:
+                    on_report(report)
+    return reports
+
+
+def _report(
+    dataset: BenchDataset, memory: Memory, recipe: str, timing: IngestTiming
+) -> dict[str, Any]:
+    return {
+        "benchmark": dataset.name,
+        "data": str(dataset.path),
+        "recipe": recipe,
+        "embedder": memory.embedder.model_id,
+        "version": remem.__version__,
+        "n_conversations": len(dataset.conversations),
+        "n_questions": 0,
+        "skipped_questions": dataset.skipped_questions,
+        "ingest": {
+            "turns": timing.turns,
+            "seconds": round(timing.seconds, 3),
+            "turns_per_second": round(timing.turns / timing.seconds, 1) if timing.seconds else 0.0,
+        },
+    }

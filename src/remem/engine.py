@@ -1,0 +1,346 @@
+"""``Memory`` (the entry class) and ``AsyncMemory`` (the same calls, awaitable)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from remem import portability
+from remem.config import EmbedderConfig, MemoryConfig, StoreConfig
+from remem.embedders.base import Embedder
+from remem.errors import InvalidInputError, NotFoundError
+from remem.formation.turns import turn_embed_text, turn_index_text, turn_memories
+from remem.models import AddResult, MemoryEvent, MemoryRecord, SearchHit, SearchResults, Stats
+from remem.registry import create_embedder, create_store
+from remem.retrieval.recipes import Recipe, get_recipe
+from remem.retrieval.search import search_candidates
+from remem.stores.base import MemoryFilter, NewMemory, Store, WriteBatch
+from remem.util import parse_timestamp, utcnow
+from remem.validation import (
+    check_id,
+    check_kinds,
+    check_limit,
+    check_metadata,
+    check_scope,
+    check_text,
+    normalize_messages,
+)
+
+_UPDATABLE = ("text", "metadata", "pinned", "expires_at", "importance")
+
+
+class Memory:
+    """Long-term memory over one store: add conversations, search them, manage memories.
+
+    >>> m = Memory("memory.db")
+    >>> m.add("I moved to Lisbon in May", user_id="ana")
+    >>> m.search("where does Ana live?", user_id="ana")
+    """
+
+    def __init__(
+        self,
+        path: str | Path | MemoryConfig = "remem.db",
+        *,
+        embedder: Embedder | str | None = None,
+        namespace: str | None = None,
+        recipe: str | Recipe | None = None,
+    ) -> None:
+        config = (
+            path if isinstance(path, MemoryConfig) else MemoryConfig(StoreConfig(path=str(path)))
+        )
+        self.config = config
+        self.namespace = check_id(namespace or config.namespace, "namespace")
+        self.recipe = get_recipe(recipe or config.recipe)
+        if isinstance(embedder, Embedder):
+            self.embedder = embedder
+        else:
+            self.embedder = create_embedder(
+                EmbedderConfig(embedder) if embedder else config.embedder
+            )
+        self.store: Store = create_store(config.store)
+        self.store.bind_embedder(self.embedder.model_id, self.embedder.dimensions)
+
+    # -- writing -----------------------------------------------------------------------
+
+    def add(
+        self,
+        messages: str | Sequence[Mapping[str, Any]],
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        timestamp: Any = None,
+    ) -> AddResult:
+        """Log messages verbatim and derive a ``turn`` memory from each, atomically.
+
+        Re-adding a message with the same ``id`` in the same user/agent scope is a no-op
+        (reported in ``duplicate_ids``); reusing an id for other content is an error.
+        """
+        now = utcnow()
+        scope = check_scope(self.namespace, user_id, agent_id, session_id)
+        logged = normalize_messages(
+            messages, scope, parse_timestamp(timestamp), check_metadata(metadata),
+            self.config.max_message_chars, now,
+        )  # fmt: skip
+        records = turn_memories(logged, now)
+        vectors = self.embedder.embed([turn_embed_text(m) for m in logged])
+        batch = WriteBatch(
+            messages=tuple(logged),
+            memories=tuple(
+                NewMemory(r, turn_index_text(m), v)
+                for r, m, v in zip(records, logged, vectors, strict=True)
+            ),
+        )
+        skipped = set(self.store.write(batch))
+        return AddResult(
+            message_ids=tuple(m.id for m in logged if m.id not in skipped),
+            memories=tuple(r for r in records if r.source_ids[0] not in skipped),
+            duplicate_ids=tuple(m.id for m in logged if m.id in skipped),
+        )
+
+    def update(self, memory_id: str, *, reason: str = "update", **changes: Any) -> MemoryRecord:
+        """Change a memory's text, metadata, pinned, expires_at or importance (audited)."""
+        unknown = set(changes) - set(_UPDATABLE)
+        if unknown or not changes:
+            raise InvalidInputError(f"update takes some of {_UPDATABLE}, not {sorted(unknown)}")
+        clean: dict[str, Any] = {}
+        index_text, vector = None, None
+        if "text" in changes:
+            clean["text"] = check_text(changes["text"], "text", self.config.max_message_chars)
+            index_text, vector = clean["text"], self.embedder.embed_one(clean["text"])
+        if "metadata" in changes:
+            clean["metadata"] = check_metadata(changes["metadata"])
+        if "pinned" in changes:
+            clean["pinned"] = bool(changes["pinned"])
+        if "expires_at" in changes:
+            clean["expires_at"] = parse_timestamp(changes["expires_at"], "expires_at")
+        if "importance" in changes:
+            clean["importance"] = _unit_float(changes["importance"], "importance")
+        return self.store.update_memory(
+            self.namespace, check_id(memory_id, "memory_id"), clean, index_text, vector,
+            "user", reason,
+        )  # fmt: skip
+
+    def delete(self, memory_id: str) -> None:
+        """Delete one memory (its source messages stay in the log; history keeps it)."""
+        self.store.delete_memory(self.namespace, check_id(memory_id, "memory_id"), "user", "delete")
+
+    def delete_all(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+    ) -> dict[str, int]:
+        """Delete every memory and message of a scope; at least one scope field is required."""
+        scope = check_scope(self.namespace, user_id, agent_id, session_id)
+        if scope.user_id is None and scope.agent_id is None and scope.session_id is None:
+            raise InvalidInputError(
+                "delete_all needs user_id, agent_id or session_id; it never wipes a whole store"
+            )
+        flt = MemoryFilter(self.namespace, scope.user_id, scope.agent_id, scope.session_id,
+                           current_only=False)  # fmt: skip
+        memories, messages = self.store.delete_scope(flt, "user")
+        return {"memories": memories, "messages": messages}
+
+    # -- reading -----------------------------------------------------------------------
+
+    def search(
+        self,
+        query: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        kinds: str | Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        since: Any = None,
+        until: Any = None,
+        limit: int = 10,
+        recipe: str | Recipe | None = None,
+        explain: bool = False,
+    ) -> SearchResults:
+        """The memories that best answer ``query``, best first, with per-channel scores."""
+        started = time.perf_counter()
+        text = check_text(query, "query", self.config.max_message_chars)
+        chosen = get_recipe(recipe) if recipe is not None else self.recipe
+        flt = self._filter(user_id, agent_id, session_id, kinds, metadata, since, until)
+        found = search_candidates(
+            self.store, self.embedder.embed_one, text, flt, chosen, check_limit(limit)
+        )
+        records = {r.id: r for r in self.store.get_memories(self.namespace, [c.id for c in found])}
+        hits = tuple(
+            SearchHit(records[c.id], c.score, c.scores, rank)
+            for rank, c in enumerate((c for c in found if c.id in records), start=1)
+        )
+        info = {"recipe": chosen.name, "channels": dict(chosen.channels)} if explain else None
+        took = (time.perf_counter() - started) * 1000
+        return SearchResults(query=text, recipe=chosen.name, hits=hits, took_ms=took, explain=info)
+
+    def get(self, memory_id: str) -> MemoryRecord:
+        """One memory by id; ``NotFoundError`` if it is unknown in this namespace."""
+        found = self.store.get_memories(self.namespace, [check_id(memory_id, "memory_id")])
+        if not found:
+            raise NotFoundError(
+                f"no memory {memory_id!r} in namespace {self.namespace!r}; "
+                "find ids with list() or search()"
+            )
+        return found[0]
+
+    def list(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        kinds: str | Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        since: Any = None,
+        until: Any = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[MemoryRecord]:
+        """Memories of a scope, most recent first."""
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise InvalidInputError(f"offset must be a non-negative integer, not {offset!r}")
+        flt = self._filter(user_id, agent_id, session_id, kinds, metadata, since, until)
+        return self.store.list_memories(flt, check_limit(limit), offset)
+
+    def history(self, memory_id: str) -> list[MemoryEvent]:
+        """Every change to a memory, oldest first (kept after the memory is deleted)."""
+        events = self.store.events(self.namespace, check_id(memory_id, "memory_id"))
+        if not events:
+            raise NotFoundError(f"no memory {memory_id!r} has ever existed in {self.namespace!r}")
+        return events
+
+    def stats(self) -> Stats:
+        """Counts of messages, memories and events in this namespace."""
+        return self.store.stats(self.namespace)
+
+    # -- portability ---------------------------------------------------------------------
+
+    def export(self, path: str | Path) -> int:
+        """Write this namespace to a JSONL file (format in ``remem.portability``)."""
+        return portability.export_jsonl(self.store, self.namespace, self.embedder, Path(path))
+
+    def import_(self, path: str | Path) -> int:
+        """Load a JSONL export into this namespace, atomically; returns rows written."""
+        return portability.import_jsonl(self.store, self.namespace, self.embedder, Path(path))
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the store and the embedder."""
+        self.store.close()
+        self.embedder.close()
+
+    def __enter__(self) -> Memory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _filter(
+        self,
+        user_id: Any,
+        agent_id: Any,
+        session_id: Any,
+        kinds: Any,
+        metadata: Any,
+        since: Any,
+        until: Any,
+    ) -> MemoryFilter:
+        scope = check_scope(self.namespace, user_id, agent_id, session_id)
+        return MemoryFilter(
+            namespace=self.namespace, user_id=scope.user_id, agent_id=scope.agent_id,
+            session_id=scope.session_id, kinds=check_kinds(kinds),
+            metadata=check_metadata(metadata, "metadata filter"),
+            since=parse_timestamp(since, "since"), until=parse_timestamp(until, "until"),
+        )  # fmt: skip
+
+
+def _unit_float(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise InvalidInputError(f"{what} must be a number from 0 to 1, not {value!r}")
+    return float(value)
+
+
+class AsyncMemory:
+    """``Memory`` for asyncio: the same calls, run in a worker thread so the loop never blocks.
+
+    It wraps a ``Memory`` and shares all its logic; nothing is implemented twice.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.sync = Memory(*args, **kwargs)
+
+    async def _run(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(getattr(self.sync, name), *args, **kwargs)
+
+    async def add(self, messages: Any, **kwargs: Any) -> AddResult:
+        """See ``Memory.add``."""
+        result: AddResult = await self._run("add", messages, **kwargs)
+        return result
+
+    async def search(self, query: str, **kwargs: Any) -> SearchResults:
+        """See ``Memory.search``."""
+        result: SearchResults = await self._run("search", query, **kwargs)
+        return result
+
+    async def get(self, memory_id: str) -> MemoryRecord:
+        """See ``Memory.get``."""
+        result: MemoryRecord = await self._run("get", memory_id)
+        return result
+
+    async def list(self, **kwargs: Any) -> list[MemoryRecord]:
+        """See ``Memory.list``."""
+        result: list[MemoryRecord] = await self._run("list", **kwargs)
+        return result
+
+    async def update(self, memory_id: str, **kwargs: Any) -> MemoryRecord:
+        """See ``Memory.update``."""
+        result: MemoryRecord = await self._run("update", memory_id, **kwargs)
+        return result
+
+    async def delete(self, memory_id: str) -> None:
+        """See ``Memory.delete``."""
+        await self._run("delete", memory_id)
+
+    async def delete_all(self, **kwargs: Any) -> dict[str, int]:
+        """See ``Memory.delete_all``."""
+        result: dict[str, int] = await self._run("delete_all", **kwargs)
+        return result
+
+    async def history(self, memory_id: str) -> list[MemoryEvent]:
+        """See ``Memory.history``."""
+        result: list[MemoryEvent] = await self._run("history", memory_id)
+        return result
+
+    async def stats(self) -> Stats:
+        """See ``Memory.stats``."""
+        result: Stats = await self._run("stats")
+        return result
+
+    async def export(self, path: str | Path) -> int:
+        """See ``Memory.export``."""
+        result: int = await self._run("export", path)
+        return result
+
+    async def import_(self, path: str | Path) -> int:
+        """See ``Memory.import_``."""
+        result: int = await self._run("import_", path)
+        return result
+
+    async def close(self) -> None:
+        """See ``Memory.close``."""
+        await self._run("close")
+
+    async def __aenter__(self) -> AsyncMemory:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

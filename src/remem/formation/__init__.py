@@ -1,0 +1,1 @@
+"""Formation: turning logged messages into memories."""

@@ -1,0 +1,153 @@
+"""Typed, frozen records that flow through remem: messages, memories, hits, events."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+MemoryKind = Literal["turn", "keyphrase", "fact", "event", "profile", "summary", "procedure"]
+MEMORY_KINDS: tuple[str, ...] = (
+    "turn",
+    "keyphrase",
+    "fact",
+    "event",
+    "profile",
+    "summary",
+    "procedure",
+)
+ROLES: tuple[str, ...] = ("user", "assistant", "system", "tool")
+EventAction = Literal["ADD", "UPDATE", "SUPERSEDE", "ARCHIVE", "DELETE", "RESTORE"]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Who a message or memory belongs to; empty fields mean 'not scoped by this'.
+
+    ``namespace`` is the tenant: the server derives it from the API key, the library
+    defaults it. Isolation by namespace is enforced inside the store's queries.
+    """
+
+    user_id: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
+    namespace: str = "default"
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message as given, kept verbatim in the episodic log."""
+
+    id: str
+    scope: Scope
+    role: str
+    content: str
+    speaker: str | None
+    occurred_at: datetime | None
+    recorded_at: datetime
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MemoryRecord:
+    """A retrievable unit derived from messages, citing them in ``source_ids``."""
+
+    id: str
+    kind: str
+    text: str
+    scope: Scope
+    source_ids: tuple[str, ...]
+    occurred_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    importance: float = 0.5
+    strength: float = 1.0
+    access_count: int = 0
+    last_accessed_at: datetime | None = None
+    pinned: bool = False
+    expires_at: datetime | None = None
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    expired_at: datetime | None = None
+    superseded_by: str | None = None
+
+
+@dataclass(frozen=True)
+class MemoryEvent:
+    """One change to a memory, as kept in the audit log."""
+
+    id: int
+    memory_id: str
+    action: str
+    before: Mapping[str, Any] | None
+    after: Mapping[str, Any] | None
+    reason: str
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class AddResult:
+    """What ``add`` stored: new message ids, new memories, and skipped duplicates."""
+
+    message_ids: tuple[str, ...]
+    memories: tuple[MemoryRecord, ...]
+    duplicate_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One retrieved memory with its fused score and each channel's score."""
+
+    memory: MemoryRecord
+    score: float
+    scores: Mapping[str, float]
+    rank: int
+
+    @property
+    def source_ids(self) -> tuple[str, ...]:
+        """Ids of the messages this memory came from."""
+        return self.memory.source_ids
+
+    @property
+    def text(self) -> str:
+        """The memory's text."""
+        return self.memory.text
+
+
+@dataclass(frozen=True)
+class SearchResults:
+    """Hits in rank order, plus what was asked and how."""
+
+    query: str
+    recipe: str
+    hits: tuple[SearchHit, ...]
+    took_ms: float
+    explain: Mapping[str, Any] | None = None
+
+    def __iter__(self) -> Iterator[SearchHit]:
+        return iter(self.hits)
+
+    def __len__(self) -> int:
+        return len(self.hits)
+
+    def __getitem__(self, index: int) -> SearchHit:
+        return self.hits[index]
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Counts over one namespace (optionally one scope)."""
+
+    messages: int
+    memories: int
+    memories_by_kind: Mapping[str, int]
+    events: int
+    users: int
+    sessions: int
+    embedder: str | None
+    schema_version: int
+    path: str | None = None

@@ -1,0 +1,92 @@
+"""The one place that maps names to implementations, for built-ins and plugins alike."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from remem.config import EmbedderConfig, StoreConfig
+from remem.embedders.base import Embedder
+from remem.errors import ConfigError
+from remem.stores.base import Store
+
+EmbedderFactory = Callable[..., Embedder]
+StoreFactory = Callable[..., Store]
+
+_EMBEDDERS: dict[str, EmbedderFactory] = {}
+_STORES: dict[str, StoreFactory] = {}
+
+
+def register_embedder(name: str, factory: EmbedderFactory) -> None:
+    """Make an embedder available by name (plugins call this too)."""
+    _EMBEDDERS[name] = factory
+
+
+def register_store(name: str, factory: StoreFactory) -> None:
+    """Make a store available by name (plugins call this too)."""
+    _STORES[name] = factory
+
+
+def embedder_names() -> list[str]:
+    """Registered embedder names."""
+    return sorted(_EMBEDDERS)
+
+
+def store_names() -> list[str]:
+    """Registered store names."""
+    return sorted(_STORES)
+
+
+def _build(kind: str, table: Mapping[str, Callable[..., Any]], name: str, options: Any) -> Any:
+    try:
+        factory = table[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown {kind} {name!r}; registered: {', '.join(sorted(table))}"
+        ) from None
+    try:
+        return factory(**dict(options))
+    except TypeError as exc:
+        raise ConfigError(f"bad options for {kind} {name!r}: {exc}") from exc
+
+
+def create_embedder(config: EmbedderConfig) -> Embedder:
+    """Build the embedder a config names."""
+    embedder: Embedder = _build("embedder", _EMBEDDERS, config.name, config.options)
+    return embedder
+
+
+def create_store(config: StoreConfig) -> Store:
+    """Build the store a config names."""
+    store: Store = _build("store", _STORES, config.name, {"path": config.path, **config.options})
+    return store
+
+
+def _onnx(**options: Any) -> Embedder:
+    from remem.embedders.onnx import OnnxMiniLMEmbedder
+
+    return OnnxMiniLMEmbedder(**options)
+
+
+def _openai(**options: Any) -> Embedder:
+    from remem.embedders.openai_compat import OpenAICompatEmbedder
+
+    return OpenAICompatEmbedder(**options)
+
+
+def _sentence_transformers(**options: Any) -> Embedder:
+    from remem.embedders.sentence_transformers import SentenceTransformersEmbedder
+
+    return SentenceTransformersEmbedder(**options)
+
+
+def _sqlite(**options: Any) -> Store:
+    from remem.stores.sqlite import SQLiteStore
+
+    return SQLiteStore(**options)
+
+
+register_embedder("minilm-onnx", _onnx)
+register_embedder("openai", _openai)
+register_embedder("sentence-transformers", _sentence_transformers)
+register_store("sqlite", _sqlite)

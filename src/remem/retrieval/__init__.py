@@ -1,0 +1,1 @@
+"""Retrieval: query analysis, candidate channels, fusion and named recipes."""

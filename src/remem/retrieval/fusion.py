@@ -1,0 +1,54 @@
+"""Rank fusion: reciprocal-rank fusion and normalised score fusion, over plain data.
+
+Each channel gives ``[(id, score), ...]`` best first; every function returns
+``{id: fused score}`` (higher is better).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+Ranked = Sequence[tuple[str, float]]
+
+
+def rrf(
+    channels: Mapping[str, Ranked], weights: Mapping[str, float], k: int = 60
+) -> dict[str, float]:
+    """Reciprocal-rank fusion (Cormack et al. 2009): sum of w / (k + rank), rank from 1."""
+    fused: dict[str, float] = {}
+    for name, ranked in channels.items():
+        weight = weights.get(name, 1.0)
+        for rank, (item, _) in enumerate(ranked, start=1):
+            fused[item] = fused.get(item, 0.0) + weight / (k + rank)
+    return fused
+
+
+def minmax(ranked: Ranked) -> dict[str, float]:
+    """Scores rescaled to [0, 1] over the candidates (all equal -> all 1)."""
+    if not ranked:
+        return {}
+    values = [s for _, s in ranked]
+    low, high = min(values), max(values)
+    span = high - low
+    return {item: (s - low) / span if span > 0 else 1.0 for item, s in ranked}
+
+
+def max_normalized(ranked: Ranked) -> dict[str, float]:
+    """Scores divided by the best score (keeps the zero point, unlike min-max)."""
+    if not ranked:
+        return {}
+    best = max(s for _, s in ranked)
+    return {item: (s / best if best > 0 else 0.0) for item, s in ranked}
+
+
+def weighted(
+    channels: Mapping[str, Ranked], weights: Mapping[str, float], normalizer: str = "minmax"
+) -> dict[str, float]:
+    """Convex combination of per-channel normalised scores; a missing score counts as 0."""
+    norm = {"minmax": minmax, "max": max_normalized}[normalizer]
+    fused: dict[str, float] = {}
+    for name, ranked in channels.items():
+        weight = weights.get(name, 1.0)
+        for item, score in norm(ranked).items():
+            fused[item] = fused.get(item, 0.0) + weight * score
+    return fused

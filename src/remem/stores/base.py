@@ -1,0 +1,160 @@
+"""The store contract every backend implements, and the data it exchanges."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from remem.models import MemoryEvent, MemoryRecord, Message, Scope, Stats
+
+
+@dataclass(frozen=True)
+class MemoryFilter:
+    """Which memories a read may see. ``namespace`` is always enforced.
+
+    Scope fields left ``None`` do not filter. ``metadata`` matches by equality on
+    top-level keys. ``since``/``until`` bound ``occurred_at`` (inclusive).
+    ``current_only`` hides superseded, invalidated and expired memories.
+    """
+
+    namespace: str = "default"
+    user_id: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
+    kinds: tuple[str, ...] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    since: datetime | None = None
+    until: datetime | None = None
+    ids: tuple[str, ...] = ()
+    current_only: bool = True
+
+
+@dataclass(frozen=True)
+class NewMemory:
+    """A memory to insert, with its embedding and the text the keyword index sees."""
+
+    record: MemoryRecord
+    index_text: str
+    vector: npt.NDArray[np.float32] | None
+
+
+@dataclass(frozen=True)
+class WriteBatch:
+    """Everything one ``add`` writes, applied in one transaction or not at all."""
+
+    messages: tuple[Message, ...] = ()
+    memories: tuple[NewMemory, ...] = ()
+    actor: str = "remem"
+    reason: str = "add"
+
+
+@dataclass(frozen=True)
+class StoreCapabilities:
+    """What a backend can do, declared instead of probed."""
+
+    keyword_search: bool = True
+    vector_search: bool = True
+    transactions: bool = True
+    multi_process: bool = True
+
+
+@dataclass(frozen=True)
+class ScoredId:
+    """A memory id with one channel's score (higher is better)."""
+
+    id: str
+    score: float
+
+
+class Store(ABC):
+    """A backend for the message log, memories, vectors and the audit log.
+
+    Every method takes the namespace (directly or inside a ``MemoryFilter``) and never
+    returns another namespace's rows. Writes are atomic: on error nothing is written.
+    """
+
+    capabilities: StoreCapabilities = StoreCapabilities()
+
+    @abstractmethod
+    def bind_embedder(self, model_id: str, dimensions: int) -> None:
+        """Record the embedder on first use; raise ``ConfigError`` if another one built it."""
+
+    @abstractmethod
+    def write(self, batch: WriteBatch) -> tuple[str, ...]:
+        """Insert messages and memories atomically; return ids of messages already present
+        (with identical content), which are skipped with the memories citing them."""
+
+    @abstractmethod
+    def existing_messages(self, scope: Scope, ids: Sequence[str]) -> dict[str, Message]:
+        """Messages among ``ids`` that already exist for this scope's user/agent."""
+
+    @abstractmethod
+    def get_memories(self, namespace: str, ids: Sequence[str]) -> list[MemoryRecord]:
+        """Memories by id, in the order asked; unknown ids are left out."""
+
+    @abstractmethod
+    def list_memories(
+        self, flt: MemoryFilter, limit: int = 100, offset: int = 0
+    ) -> list[MemoryRecord]:
+        """Memories matching the filter, newest first."""
+
+    @abstractmethod
+    def get_messages(self, namespace: str, scope: Scope, ids: Sequence[str]) -> list[Message]:
+        """Messages by id within a user/agent scope."""
+
+    @abstractmethod
+    def update_memory(
+        self,
+        namespace: str,
+        memory_id: str,
+        changes: Mapping[str, Any],
+        index_text: str | None,
+        vector: npt.NDArray[np.float32] | None,
+        actor: str,
+        reason: str,
+    ) -> MemoryRecord:
+        """Apply field changes, logging an UPDATE event with before/after."""
+
+    @abstractmethod
+    def delete_memory(self, namespace: str, memory_id: str, actor: str, reason: str) -> None:
+        """Delete one memory, logging a DELETE event."""
+
+    @abstractmethod
+    def delete_scope(self, flt: MemoryFilter, actor: str) -> tuple[int, int]:
+        """Delete memories and messages in a scope; returns (memories, messages) deleted."""
+
+    @abstractmethod
+    def events(self, namespace: str, memory_id: str) -> list[MemoryEvent]:
+        """The audit log of one memory, oldest first."""
+
+    @abstractmethod
+    def keyword_search(self, terms: Sequence[str], flt: MemoryFilter, limit: int) -> list[ScoredId]:
+        """BM25 over the index text; any of ``terms`` may match."""
+
+    @abstractmethod
+    def vector_search(
+        self, vector: npt.NDArray[np.float32], flt: MemoryFilter, limit: int
+    ) -> list[ScoredId]:
+        """Cosine similarity over stored embeddings."""
+
+    @abstractmethod
+    def stats(self, namespace: str, scope: Scope | None = None) -> Stats:
+        """Counts for one namespace."""
+
+    @abstractmethod
+    def dump(self, namespace: str) -> Iterator[dict[str, Any]]:
+        """Every row of a namespace as JSON-ready dicts (``{"type": ..., ...}``)."""
+
+    @abstractmethod
+    def load(self, namespace: str, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Insert dumped rows atomically; returns the number of rows written."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections."""

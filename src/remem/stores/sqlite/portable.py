@@ -1,0 +1,91 @@
+"""Export and import of a namespace as JSON-ready rows (the JSONL format's body).
+
+Rows, one per line in an export file:
+``{"type": "message", ...}``, ``{"type": "memory", ..., "index_text", "embedding"}``
+(embedding: base64 of little-endian float32, or null) and ``{"type": "event", ...}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from remem.errors import DataFormatError
+
+_MESSAGE_FIELDS = ("id", "user_id", "agent_id", "session_id", "role", "speaker", "content",
+                   "occurred_at", "recorded_at", "metadata")  # fmt: skip
+_MEMORY_FIELDS = ("id", "user_id", "agent_id", "session_id", "kind", "text", "index_text",
+                  "source_ids", "occurred_at", "created_at", "updated_at", "metadata",
+                  "attributes", "importance", "strength", "access_count", "last_accessed_at",
+                  "pinned", "expires_at", "valid_from", "valid_to", "expired_at",
+                  "superseded_by")  # fmt: skip
+_EVENT_FIELDS = ("memory_id", "action", "before", "after", "reason", "actor", "at")
+_JSON_FIELDS = {"metadata", "attributes", "source_ids", "before", "after"}
+
+
+def _decode(field: str, value: Any) -> Any:
+    return json.loads(value) if field in _JSON_FIELDS and value is not None else value
+
+
+def _encode(field: str, value: Any) -> Any:
+    if field in _JSON_FIELDS and value is not None:
+        return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return value
+
+
+def dump_rows(conn: sqlite3.Connection, namespace: str) -> Iterator[dict[str, Any]]:
+    """Messages, then memories, then events of one namespace, in insertion order."""
+    tables = (("message", "messages", _MESSAGE_FIELDS), ("memory", "memories", _MEMORY_FIELDS),
+              ("event", "memory_events", _EVENT_FIELDS))  # fmt: skip
+    for kind, table, fields in tables:
+        extra = ", embedding" if kind == "memory" else ""
+        cursor = conn.execute(
+            f"SELECT {', '.join(fields)}{extra} FROM {table} WHERE namespace = ? "
+            f"ORDER BY {'id' if kind == 'event' else 'pk'}",
+            (namespace,),
+        )
+        for row in cursor:
+            item: dict[str, Any] = {"type": kind}
+            item.update({f: _decode(f, row[f]) for f in fields})
+            if kind == "memory":
+                blob = row["embedding"]
+                item["embedding"] = None if blob is None else base64.b64encode(blob).decode()
+            yield item
+
+
+def load_rows(conn: sqlite3.Connection, namespace: str, items: Sequence[Mapping[str, Any]]) -> int:
+    """Insert dumped rows into ``namespace``; the caller holds the transaction."""
+    specs = {"message": ("messages", _MESSAGE_FIELDS), "memory": ("memories", _MEMORY_FIELDS),
+             "event": ("memory_events", _EVENT_FIELDS)}  # fmt: skip
+    written = 0
+    for number, item in enumerate(items, start=1):
+        kind = item.get("type")
+        if kind not in specs:
+            raise DataFormatError(f"row {number}: unknown type {kind!r}; expected {sorted(specs)}")
+        table, fields = specs[kind]
+        missing = [f for f in fields if f not in item]
+        if missing:
+            raise DataFormatError(f"row {number} ({kind}): missing fields {missing}")
+        columns = ["namespace", *fields]
+        values = [namespace, *(_encode(f, item[f]) for f in fields)]
+        if kind == "memory":
+            columns.append("embedding")
+            values.append(_embedding(item.get("embedding"), number))
+        conn.execute(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({','.join('?' * len(values))})",
+            values,
+        )
+        written += 1
+    return written
+
+
+def _embedding(value: Any, number: int) -> bytes | None:
+    if value is None:
+        return None
+    try:
+        return base64.b64decode(str(value), validate=True)
+    except ValueError as exc:
+        raise DataFormatError(f"row {number}: embedding is not valid base64") from exc

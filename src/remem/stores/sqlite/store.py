@@ -1,0 +1,444 @@
+"""SQLite store: WAL for many readers and processes, FTS5 for BM25, numpy for vectors."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from remem.errors import (
+    ConfigError,
+    ConflictError,
+    CorruptStoreError,
+    NotFoundError,
+    StoreError,
+)
+from remem.models import MemoryEvent, MemoryRecord, Message, Scope, Stats
+from remem.stores.base import MemoryFilter, ScoredId, Store, StoreCapabilities, WriteBatch
+from remem.stores.sqlite import rows
+from remem.stores.sqlite.migrations import apply_migrations
+from remem.stores.sqlite.portable import dump_rows, load_rows
+from remem.util import dumps, to_db_time, utcnow
+
+log = logging.getLogger(__name__)
+APP_ID = "remem"
+
+
+class SQLiteStore(Store):
+    """The default store: one file, safe for several threads and processes.
+
+    Vectors live as float32 blobs beside each memory; searches load a scope's matrix
+    once and keep it until any connection writes (``PRAGMA data_version``).
+    """
+
+    capabilities = StoreCapabilities()
+
+    def __init__(self, path: str | Path = "remem.db", busy_timeout_ms: int = 10_000) -> None:
+        self.path = str(path)
+        self._lock = threading.RLock()
+        self._generation = 0
+        self._vector_cache: dict[tuple[Any, ...], tuple[list[str], npt.NDArray[np.float32]]] = {}
+        self._cache_version: tuple[int, int] = (-1, -1)
+        self._conn = self._connect(busy_timeout_ms)
+        self.schema_version = self._initialise()
+
+    # -- setup -------------------------------------------------------------------------
+
+    def _connect(self, busy_timeout_ms: int) -> sqlite3.Connection:
+        if self.path != ":memory:":
+            parent = Path(self.path).expanduser().resolve().parent
+            if not parent.is_dir():
+                raise StoreError(f"cannot create {self.path}: folder {parent} does not exist")
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.DatabaseError as exc:
+            raise CorruptStoreError(
+                f"{self.path} is not a usable SQLite database ({exc}); "
+                "point --db / REMEM_DB at a remem database or a new file"
+            ) from exc
+        return conn
+
+    def _initialise(self) -> int:
+        try:
+            tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master")}
+            if tables and "remem_meta" not in tables:
+                raise CorruptStoreError(
+                    f"{self.path} is a SQLite database of another application "
+                    f"(tables: {', '.join(sorted(tables)[:5])}); use a new file for remem"
+                )
+            if not tables:
+                self._conn.execute(
+                    "CREATE TABLE remem_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+                )
+                self._conn.execute("INSERT INTO remem_meta VALUES ('app', ?)", (APP_ID,))
+            return apply_migrations(self._conn, to_db_time(utcnow()) or "")
+        except sqlite3.DatabaseError as exc:
+            raise CorruptStoreError(
+                f"{self.path} is damaged or not a SQLite database ({exc}); "
+                "restore it from a backup or an export, or use a new file"
+            ) from exc
+
+    def bind_embedder(self, model_id: str, dimensions: int) -> None:
+        """Remember the embedder that built this file; refuse a different one."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT value FROM remem_meta WHERE key = 'embedder'"
+            ).fetchone()
+            if row is None:
+                self._conn.execute(
+                    "INSERT OR IGNORE INTO remem_meta VALUES ('embedder', ?)",
+                    (f"{model_id}:{dimensions}",),
+                )
+            elif row[0] != f"{model_id}:{dimensions}":
+                raise ConfigError(
+                    f"{self.path} was built with embedder {row[0]!r}, not "
+                    f"'{model_id}:{dimensions}'; use the same embedder, or export and "
+                    "import into a new database to re-embed"
+                )
+
+    def embedder_id(self) -> str | None:
+        """The embedder recorded for this file, if any."""
+        row = self._conn.execute("SELECT value FROM remem_meta WHERE key = 'embedder'").fetchone()
+        return None if row is None else str(row[0])
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise StoreError(f"{self.path} is busy or read-only: {exc}") from exc
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            finally:
+                self._generation += 1
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"query on {self.path} failed: {exc}") from exc
+
+    # -- writes ------------------------------------------------------------------------
+
+    def write(self, batch: WriteBatch) -> tuple[str, ...]:
+        """Insert messages and memories in one transaction; skip already-stored messages."""
+        try:
+            with self._transaction() as conn:
+                skipped = self._skip_existing(conn, batch.messages)
+                for message in batch.messages:
+                    if message.id not in skipped:
+                        conn.execute(
+                            f"INSERT INTO messages ({rows.MESSAGE_COLUMNS}) "
+                            f"VALUES ({','.join('?' * 11)})",
+                            rows.message_values(message),
+                        )
+                for new in batch.memories:
+                    sources = set(new.record.source_ids)
+                    if sources and sources <= skipped:
+                        continue
+                    self._insert_memory(conn, new.record, new.index_text, new.vector)
+                    self._log(conn, new.record, "ADD", None, new.record, batch.reason, batch.actor)
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"write to {self.path} violated a constraint: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"write to {self.path} failed, nothing was stored: {exc}") from exc
+        return tuple(m.id for m in batch.messages if m.id in skipped)
+
+    @staticmethod
+    def _skip_existing(conn: sqlite3.Connection, messages: Sequence[Message]) -> set[str]:
+        """Ids already stored with the same content; a reused id with new content conflicts."""
+        skipped: set[str] = set()
+        for message in messages:
+            s = message.scope
+            row = conn.execute(
+                "SELECT role, content, session_id FROM messages WHERE namespace = ? AND "
+                "user_id = ? AND agent_id = ? AND id = ?",
+                (s.namespace, s.user_id or "", s.agent_id or "", message.id),
+            ).fetchone()
+            if row is None:
+                continue
+            if row["content"] != message.content or row["role"] != message.role:
+                raise ConflictError(
+                    f"message id {message.id!r} already exists in this scope with different "
+                    "content; give the new message another id (or none), or delete the old one"
+                )
+            skipped.add(message.id)
+        return skipped
+
+    @staticmethod
+    def _insert_memory(
+        conn: sqlite3.Connection,
+        record: MemoryRecord,
+        index_text: str,
+        vector: npt.NDArray[np.float32] | None,
+    ) -> None:
+        blob = None if vector is None else np.asarray(vector, dtype=np.float32).tobytes()
+        conn.execute(
+            f"INSERT INTO memories ({rows.MEMORY_COLUMNS}, index_text, embedding) "
+            f"VALUES ({','.join('?' * 25)})",
+            (*rows.memory_values(record), index_text, blob),
+        )
+
+    def update_memory(
+        self,
+        namespace: str,
+        memory_id: str,
+        changes: Mapping[str, Any],
+        index_text: str | None,
+        vector: npt.NDArray[np.float32] | None,
+        actor: str,
+        reason: str,
+    ) -> MemoryRecord:
+        """Apply changes to one memory and log the UPDATE with before and after."""
+        from dataclasses import replace
+
+        with self._transaction() as conn:
+            before = self._get_one(namespace, memory_id)
+            after = replace(before, **dict(changes), updated_at=utcnow())
+            old = conn.execute(
+                "SELECT index_text, embedding FROM memories WHERE id = ?", (memory_id,)
+            ).fetchone()
+            conn.execute("DELETE FROM memories WHERE id = ?", (memory_id,))  # keeps FTS in sync
+            if vector is None and old["embedding"] is not None:
+                vector = np.frombuffer(old["embedding"], dtype=np.float32)
+            self._insert_memory(conn, after, index_text or old["index_text"], vector)
+            self._log(conn, after, "UPDATE", before, after, reason, actor)
+        return after
+
+    def _log(
+        self,
+        conn: sqlite3.Connection,
+        record: MemoryRecord,
+        action: str,
+        before: MemoryRecord | None,
+        after: MemoryRecord | None,
+        reason: str,
+        actor: str,
+    ) -> None:
+        conn.execute(
+            "INSERT INTO memory_events (memory_id, namespace, action, before, after, reason, "
+            "actor, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (record.id, record.scope.namespace, action,
+             dumps(rows.record_snapshot(before)) if before else None,
+             dumps(rows.record_snapshot(after)) if after else None,
+             reason, actor, to_db_time(utcnow())),
+        )  # fmt: skip
+
+    def delete_memory(self, namespace: str, memory_id: str, actor: str, reason: str) -> None:
+        """Delete one memory; the audit log keeps what it was."""
+        with self._transaction() as conn:
+            before = self._get_one(namespace, memory_id)
+            conn.execute("DELETE FROM memories WHERE id = ?", (memory_id,))
+            self._log(conn, before, "DELETE", before, None, reason, actor)
+
+    def delete_scope(self, flt: MemoryFilter, actor: str) -> tuple[int, int]:
+        """Delete the memories and messages of a scope, logging each memory's DELETE."""
+        where, params = rows.filter_sql(flt, "m")
+        msg_where, msg_params = rows.scope_sql(
+            Scope(flt.user_id, flt.agent_id, flt.session_id, flt.namespace)
+        )
+        with self._transaction() as conn:
+            doomed = [
+                rows.memory_from_row(r)
+                for r in conn.execute(
+                    f"SELECT {rows.MEMORY_COLUMNS} FROM memories m WHERE {where}", params
+                )
+            ]
+            for record in doomed:
+                self._log(conn, record, "DELETE", record, None, "delete_all", actor)
+                conn.execute("DELETE FROM memories WHERE id = ?", (record.id,))
+            deleted = conn.execute(f"DELETE FROM messages WHERE {msg_where}", msg_params)
+        return len(doomed), deleted.rowcount
+
+    # -- reads -------------------------------------------------------------------------
+
+    def _get_one(self, namespace: str, memory_id: str) -> MemoryRecord:
+        found = self.get_memories(namespace, [memory_id])
+        if not found:
+            raise NotFoundError(
+                f"no memory {memory_id!r} in namespace {namespace!r}; "
+                "list ids with `remem list` or Memory.list()"
+            )
+        return found[0]
+
+    def get_memories(self, namespace: str, ids: Sequence[str]) -> list[MemoryRecord]:
+        """Memories by id in the order asked; unknown or foreign ids are left out."""
+        if not ids:
+            return []
+        found: dict[str, MemoryRecord] = {}
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            for row in self._query(
+                f"SELECT {rows.MEMORY_COLUMNS} FROM memories "
+                f"WHERE namespace = ? AND id IN ({','.join('?' * len(chunk))})",
+                [namespace, *chunk],
+            ):
+                found[row["id"]] = rows.memory_from_row(row)
+        return [found[i] for i in ids if i in found]
+
+    def list_memories(
+        self, flt: MemoryFilter, limit: int = 100, offset: int = 0
+    ) -> list[MemoryRecord]:
+        """Memories matching the filter, most recent first."""
+        where, params = rows.filter_sql(flt, "m", to_db_time(utcnow()))
+        found = self._query(
+            f"SELECT {rows.MEMORY_COLUMNS} FROM memories m WHERE {where} "
+            "ORDER BY coalesce(m.occurred_at, m.created_at) DESC, m.pk DESC LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+        return [rows.memory_from_row(r) for r in found]
+
+    def existing_messages(self, scope: Scope, ids: Sequence[str]) -> dict[str, Message]:
+        """Messages among ``ids`` already stored for the scope's user and agent."""
+        return {m.id: m for m in self.get_messages(scope.namespace, scope, ids)}
+
+    def get_messages(self, namespace: str, scope: Scope, ids: Sequence[str]) -> list[Message]:
+        """Messages by id within one user/agent scope."""
+        out: list[Message] = []
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            out.extend(
+                rows.message_from_row(r)
+                for r in self._query(
+                    f"SELECT {rows.MESSAGE_COLUMNS} FROM messages WHERE namespace = ? "
+                    f"AND user_id = ? AND agent_id = ? AND id IN ({','.join('?' * len(chunk))})",
+                    [namespace, scope.user_id or "", scope.agent_id or "", *chunk],
+                )
+            )
+        return out
+
+    def events(self, namespace: str, memory_id: str) -> list[MemoryEvent]:
+        """The audit log of one memory, oldest first."""
+        found = self._query(
+            "SELECT * FROM memory_events WHERE namespace = ? AND memory_id = ? ORDER BY id",
+            [namespace, memory_id],
+        )
+        return [rows.event_from_row(r) for r in found]
+
+    # -- search ------------------------------------------------------------------------
+
+    def keyword_search(self, terms: Sequence[str], flt: MemoryFilter, limit: int) -> list[ScoredId]:
+        """FTS5 BM25 (k1=1.2, b=0.75, porter-stemmed) over the memories' index text."""
+        quoted = [f'"{t.replace(chr(34), "")}"' for t in terms if t.replace('"', "").strip()]
+        if not quoted:
+            return []
+        where, params = rows.filter_sql(flt, "m", to_db_time(utcnow()))
+        found = self._query(
+            "SELECT m.id AS id, -bm25(memories_fts) AS score FROM memories_fts "
+            "JOIN memories m ON m.pk = memories_fts.rowid "
+            f"WHERE memories_fts MATCH ? AND {where} ORDER BY score DESC LIMIT ?",
+            [" OR ".join(quoted), *params, limit],
+        )
+        return [ScoredId(r["id"], float(r["score"])) for r in found]
+
+    def vector_search(
+        self, vector: npt.NDArray[np.float32], flt: MemoryFilter, limit: int
+    ) -> list[ScoredId]:
+        """Exact cosine search over the scope's vectors (brute force in numpy)."""
+        ids, matrix = self._vectors(flt)
+        if not ids:
+            return []
+        scores = matrix @ np.asarray(vector, dtype=np.float32)
+        k = min(limit, len(ids))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [ScoredId(ids[i], float(scores[i])) for i in top]
+
+    def _vectors(self, flt: MemoryFilter) -> tuple[list[str], npt.NDArray[np.float32]]:
+        with self._lock:
+            version = (self._generation, self._data_version())
+            if version != self._cache_version:
+                self._vector_cache.clear()
+                self._cache_version = version
+            key = (flt.namespace, flt.user_id, flt.agent_id, flt.session_id, flt.kinds,
+                   tuple(sorted(flt.metadata.items())), flt.since, flt.until, flt.ids,
+                   flt.current_only)  # fmt: skip
+            cached = self._vector_cache.get(key)
+            if cached is None:
+                cached = self._load_vectors(flt)
+                if len(self._vector_cache) > 256:
+                    self._vector_cache.clear()
+                self._vector_cache[key] = cached
+            return cached
+
+    def _load_vectors(self, flt: MemoryFilter) -> tuple[list[str], npt.NDArray[np.float32]]:
+        where, params = rows.filter_sql(flt, "m", to_db_time(utcnow()))
+        found = self._query(
+            f"SELECT m.id, m.embedding FROM memories m WHERE {where} AND m.embedding IS NOT NULL",
+            params,
+        )
+        if not found:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        matrix = np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in found])
+        return [r[0] for r in found], matrix
+
+    def _data_version(self) -> int:
+        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
+    # -- whole-store -------------------------------------------------------------------
+
+    def stats(self, namespace: str, scope: Scope | None = None) -> Stats:
+        """Counts of messages, memories (by kind), events, users and sessions."""
+        scope = scope or Scope(namespace=namespace)
+        flt = MemoryFilter(namespace, scope.user_id, scope.agent_id, scope.session_id,
+                           current_only=False)  # fmt: skip
+        where, params = rows.filter_sql(flt, "m")
+        by_kind = {
+            r[0]: r[1]
+            for r in self._query(
+                f"SELECT kind, count(*) FROM memories m WHERE {where} GROUP BY kind", params
+            )
+        }
+        msg_where, msg_params = rows.scope_sql(scope)
+        msg = self._query(
+            "SELECT count(*), count(DISTINCT user_id), "
+            f"count(DISTINCT user_id || '/' || session_id) FROM messages WHERE {msg_where}",
+            msg_params,
+        )[0]
+        events = self._query("SELECT count(*) FROM memory_events WHERE namespace = ?", [namespace])[
+            0
+        ][0]
+        return Stats(
+            messages=msg[0], memories=sum(by_kind.values()), memories_by_kind=by_kind,
+            events=events, users=msg[1], sessions=msg[2], embedder=self.embedder_id(),
+            schema_version=self.schema_version, path=self.path,
+        )  # fmt: skip
+
+    def dump(self, namespace: str) -> Iterator[dict[str, Any]]:
+        """Every message, memory (with its vector) and event of a namespace."""
+        with self._lock:
+            yield from dump_rows(self._conn, namespace)
+
+    def load(self, namespace: str, items: Sequence[Mapping[str, Any]]) -> int:
+        """Insert dumped rows in one transaction."""
+        try:
+            with self._transaction() as conn:
+                return load_rows(conn, namespace, items)
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(
+                f"import into {self.path} conflicts with existing rows ({exc}); "
+                "import into a new database or delete the conflicting scope first"
+            ) from exc
+
+    def close(self) -> None:
+        """Close the connection (further calls fail)."""
+        with self._lock:
+            self._conn.close()
