@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,7 +17,7 @@ from remem.formation.turns import turn_embed_text, turn_index_text, turn_memorie
 from remem.models import AddResult, MemoryEvent, MemoryRecord, SearchHit, SearchResults, Stats
 from remem.registry import create_embedder, create_store
 from remem.retrieval.recipes import Recipe, get_recipe
-from remem.retrieval.search import search_candidates
+from remem.retrieval.search import search as run_search
 from remem.stores.base import MemoryFilter, NewMemory, Store, WriteBatch
 from remem.util import parse_timestamp, utcnow
 from remem.validation import (
@@ -169,15 +170,14 @@ class Memory:
         text = check_text(query, "query", self.config.max_message_chars)
         chosen = get_recipe(recipe) if recipe is not None else self.recipe
         flt = self._filter(user_id, agent_id, session_id, kinds, metadata, since, until)
-        found = search_candidates(
-            self.store, self.embedder.embed_one, text, flt, chosen, check_limit(limit)
-        )
-        records = {r.id: r for r in self.store.get_memories(self.namespace, [c.id for c in found])}
+        run = run_search(self.store, self.embedder.embed_one, text, flt, chosen, check_limit(limit))
+        ids = [c.id for c in run.candidates]
+        records = {r.id: r for r in self.store.get_memories(self.namespace, ids)}
         hits = tuple(
             SearchHit(records[c.id], c.score, c.scores, rank)
-            for rank, c in enumerate((c for c in found if c.id in records), start=1)
+            for rank, c in enumerate((c for c in run.candidates if c.id in records), start=1)
         )
-        info = {"recipe": chosen.name, "channels": dict(chosen.channels)} if explain else None
+        info = {**run.analysis, "filter": _describe(flt)} if explain else None
         took = (time.perf_counter() - started) * 1000
         return SearchResults(query=text, recipe=chosen.name, hits=hits, took_ms=took, explain=info)
 
@@ -203,14 +203,14 @@ class Memory:
         until: Any = None,
         limit: int = 100,
         offset: int = 0,
-    ) -> list[MemoryRecord]:
+    ) -> builtins.list[MemoryRecord]:
         """Memories of a scope, most recent first."""
         if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
             raise InvalidInputError(f"offset must be a non-negative integer, not {offset!r}")
         flt = self._filter(user_id, agent_id, session_id, kinds, metadata, since, until)
         return self.store.list_memories(flt, check_limit(limit), offset)
 
-    def history(self, memory_id: str) -> list[MemoryEvent]:
+    def history(self, memory_id: str) -> builtins.list[MemoryEvent]:
         """Every change to a memory, oldest first (kept after the memory is deleted)."""
         events = self.store.events(self.namespace, check_id(memory_id, "memory_id"))
         if not events:
@@ -263,6 +263,23 @@ class Memory:
         )  # fmt: skip
 
 
+def _describe(flt: MemoryFilter) -> dict[str, Any]:
+    """The non-empty parts of a filter, JSON-ready."""
+    out: dict[str, Any] = {"namespace": flt.namespace}
+    for name in ("user_id", "agent_id", "session_id"):
+        if getattr(flt, name) is not None:
+            out[name] = getattr(flt, name)
+    if flt.kinds:
+        out["kinds"] = list(flt.kinds)
+    if flt.metadata:
+        out["metadata"] = dict(flt.metadata)
+    for name in ("since", "until"):
+        value = getattr(flt, name)
+        if value is not None:
+            out[name] = value.isoformat()
+    return out
+
+
 def _unit_float(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
         raise InvalidInputError(f"{what} must be a number from 0 to 1, not {value!r}")
@@ -296,9 +313,9 @@ class AsyncMemory:
         result: MemoryRecord = await self._run("get", memory_id)
         return result
 
-    async def list(self, **kwargs: Any) -> list[MemoryRecord]:
+    async def list(self, **kwargs: Any) -> builtins.list[MemoryRecord]:
         """See ``Memory.list``."""
-        result: list[MemoryRecord] = await self._run("list", **kwargs)
+        result: builtins.list[MemoryRecord] = await self._run("list", **kwargs)
         return result
 
     async def update(self, memory_id: str, **kwargs: Any) -> MemoryRecord:
@@ -315,9 +332,9 @@ class AsyncMemory:
         result: dict[str, int] = await self._run("delete_all", **kwargs)
         return result
 
-    async def history(self, memory_id: str) -> list[MemoryEvent]:
+    async def history(self, memory_id: str) -> builtins.list[MemoryEvent]:
         """See ``Memory.history``."""
-        result: list[MemoryEvent] = await self._run("history", memory_id)
+        result: builtins.list[MemoryEvent] = await self._run("history", memory_id)
         return result
 
     async def stats(self) -> Stats:

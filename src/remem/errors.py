@@ -1,7 +1,7 @@
 """Errors raised by remem: one base class and a shallow tree.
 
     RememError
-    ├── InvalidInputError      bad arguments: empty or non-string text, unknown role, bad scope, bad time
+    ├── InvalidInputError      bad arguments: empty text, unknown role, bad scope or time
     │   └── MessageTooLargeError   a message over the configured size limit
     ├── NotFoundError          an unknown memory id (or one in another scope)
     ├── ConflictError          a client id reused for different content

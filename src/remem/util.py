@@ -36,7 +36,7 @@ def to_db_time(value: datetime | None) -> str | None:
 
 def from_db_time(value: str | None) -> datetime | None:
     """Inverse of ``to_db_time``."""
-    return None if value is None else datetime.strptime(value, _DB_FORMAT)
+    return None if value is None else datetime.fromisoformat(value)
 
 
 def parse_timestamp(value: Any, what: str = "timestamp") -> datetime | None:

@@ -35,11 +35,13 @@ class Embedder(ABC):
             self.embed_batch(texts[i : i + self.max_batch])
             for i in range(0, len(texts), self.max_batch)
         ]
-        return normalize(np.vstack(parts).astype(np.float32, copy=False))
+        stacked: Vectors = np.vstack(parts).astype(np.float32, copy=False)
+        return normalize(stacked)
 
     def embed_one(self, text: str) -> Vectors:
         """Embed one text; returns a vector of shape (dimensions,)."""
-        return self.embed([text])[0]
+        vector: Vectors = self.embed([text])[0]
+        return vector
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (sessions, HTTP clients)."""
@@ -49,4 +51,5 @@ def normalize(vectors: Vectors) -> Vectors:
     """L2-normalise rows; zero rows stay zero."""
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return (vectors / norms).astype(np.float32, copy=False)
+    out: Vectors = (vectors / norms).astype(np.float32, copy=False)
+    return out

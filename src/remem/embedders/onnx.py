@@ -96,4 +96,5 @@ class OnnxMiniLMEmbedder(Embedder):
             raise EmbedderError(f"the ONNX embedder failed: {exc}") from exc
         weights = mask[:, :, None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
-        return pooled.astype(np.float32)
+        out: Vectors = pooled.astype(np.float32)
+        return out

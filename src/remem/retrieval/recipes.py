@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from remem.errors import InvalidInputError
 
@@ -14,6 +14,9 @@ class Recipe:
 
     ``fusion`` is ``"weighted"`` (normalised-score combination), or ``"rrf"``.
     ``candidates`` is how many hits each channel contributes before fusion.
+    ``neighbours`` adds that share of the adjacent turns' fused scores to each turn;
+    ``session`` adds that share of the turn's conversation strength (the sum of its
+    ``session_top`` best scores, relative to the best conversation's).
     """
 
     name: str
@@ -22,8 +25,10 @@ class Recipe:
     normalizer: str = "minmax"
     candidates: int = 100
     rrf_k: int = 60
+    neighbours: float = 0.0
+    session: float = 0.0
+    session_top: int = 3
     description: str = ""
-    options: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.channels:
@@ -37,8 +42,15 @@ RECIPES: dict[str, Recipe] = {
     for r in (
         Recipe(
             "default",
-            {"bm25": 0.5, "dense": 0.5},
-            description="BM25 and dense candidates, min-max normalised and averaged",
+            {"bm25": 0.6, "dense": 0.4},
+            neighbours=0.3,
+            session=0.5,
+            description="BM25 + dense (min-max, 0.6/0.4), neighbour-turn support, session boost",
+        ),
+        Recipe(
+            "hybrid",
+            {"bm25": 0.6, "dense": 0.4},
+            description="BM25 + dense (min-max, 0.6/0.4) without conversation context",
         ),
         Recipe("bm25", {"bm25": 1.0}, description="FTS5 BM25 alone (porter-stemmed)"),
         Recipe("dense", {"dense": 1.0}, description="embedding cosine similarity alone"),

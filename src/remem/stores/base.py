@@ -138,6 +138,11 @@ class Store(ABC):
         """BM25 over the index text; any of ``terms`` may match."""
 
     @abstractmethod
+    def positions(self, namespace: str, ids: Sequence[str]) -> dict[str, tuple[str, int]]:
+        """For each memory: a key of its conversation (user, agent, session) and the
+        position of its first source message in that conversation (1-based; 0 unknown)."""
+
+    @abstractmethod
     def vector_search(
         self, vector: npt.NDArray[np.float32], flt: MemoryFilter, limit: int
     ) -> list[ScoredId]:

@@ -35,6 +35,7 @@ def _create_core(conn: sqlite3.Connection) -> None:
             occurred_at TEXT,
             recorded_at TEXT NOT NULL,
             metadata TEXT NOT NULL DEFAULT '{}',
+            seq INTEGER NOT NULL DEFAULT 0,
             UNIQUE (namespace, user_id, agent_id, id)
         );
         CREATE TABLE memories (
@@ -63,8 +64,10 @@ def _create_core(conn: sqlite3.Connection) -> None:
             valid_to TEXT,
             expired_at TEXT,
             superseded_by TEXT,
+            position INTEGER NOT NULL DEFAULT 0,
             embedding BLOB
         );
+        CREATE INDEX messages_session ON messages (namespace, user_id, agent_id, session_id, seq);
         CREATE INDEX memories_scope ON memories (namespace, user_id, agent_id, session_id);
         CREATE INDEX memories_time ON memories (namespace, occurred_at);
         CREATE TABLE memory_events (

@@ -16,12 +16,12 @@ from typing import Any
 from remem.errors import DataFormatError
 
 _MESSAGE_FIELDS = ("id", "user_id", "agent_id", "session_id", "role", "speaker", "content",
-                   "occurred_at", "recorded_at", "metadata")  # fmt: skip
+                   "occurred_at", "recorded_at", "metadata", "seq")  # fmt: skip
 _MEMORY_FIELDS = ("id", "user_id", "agent_id", "session_id", "kind", "text", "index_text",
                   "source_ids", "occurred_at", "created_at", "updated_at", "metadata",
                   "attributes", "importance", "strength", "access_count", "last_accessed_at",
                   "pinned", "expires_at", "valid_from", "valid_to", "expired_at",
-                  "superseded_by")  # fmt: skip
+                  "superseded_by", "position")  # fmt: skip
 _EVENT_FIELDS = ("memory_id", "action", "before", "after", "reason", "actor", "at")
 _JSON_FIELDS = {"metadata", "attributes", "source_ids", "before", "after"}
 

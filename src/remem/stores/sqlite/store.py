@@ -46,6 +46,7 @@ class SQLiteStore(Store):
         self._generation = 0
         self._vector_cache: dict[tuple[Any, ...], tuple[list[str], npt.NDArray[np.float32]]] = {}
         self._cache_version: tuple[int, int] = (-1, -1)
+        self._slots: dict[str, tuple[str, int]] = {}  # memory id -> slot; slots never change
         self._conn = self._connect(busy_timeout_ms)
         self.schema_version = self._initialise()
 
@@ -143,24 +144,48 @@ class SQLiteStore(Store):
         try:
             with self._transaction() as conn:
                 skipped = self._skip_existing(conn, batch.messages)
-                for message in batch.messages:
-                    if message.id not in skipped:
-                        conn.execute(
-                            f"INSERT INTO messages ({rows.MESSAGE_COLUMNS}) "
-                            f"VALUES ({','.join('?' * 11)})",
-                            rows.message_values(message),
-                        )
+                positions = self._insert_messages(conn, batch.messages, skipped)
                 for new in batch.memories:
                     sources = set(new.record.source_ids)
                     if sources and sources <= skipped:
                         continue
-                    self._insert_memory(conn, new.record, new.index_text, new.vector)
+                    first = new.record.source_ids[0] if new.record.source_ids else None
+                    self._insert_memory(
+                        conn, new.record, new.index_text, new.vector, positions.get(first or "", 0)
+                    )
                     self._log(conn, new.record, "ADD", None, new.record, batch.reason, batch.actor)
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"write to {self.path} violated a constraint: {exc}") from exc
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"write to {self.path} failed, nothing was stored: {exc}") from exc
         return tuple(m.id for m in batch.messages if m.id in skipped)
+
+    @staticmethod
+    def _insert_messages(
+        conn: sqlite3.Connection, messages: Sequence[Message], skipped: set[str]
+    ) -> dict[str, int]:
+        """Insert new messages, numbering each within its session; returns id -> seq."""
+        positions: dict[str, int] = {}
+        last: dict[tuple[str, ...], int] = {}
+        for message in messages:
+            if message.id in skipped:
+                continue
+            s = message.scope
+            key = (s.namespace, s.user_id or "", s.agent_id or "", s.session_id or "")
+            if key not in last:
+                row = conn.execute(
+                    "SELECT coalesce(max(seq), 0) FROM messages WHERE namespace = ? AND "
+                    "user_id = ? AND agent_id = ? AND session_id = ?",
+                    key,
+                ).fetchone()
+                last[key] = int(row[0])
+            last[key] += 1
+            positions[message.id] = last[key]
+            conn.execute(
+                f"INSERT INTO messages ({rows.MESSAGE_COLUMNS}, seq) VALUES ({','.join('?' * 12)})",
+                (*rows.message_values(message), last[key]),
+            )
+        return positions
 
     @staticmethod
     def _skip_existing(conn: sqlite3.Connection, messages: Sequence[Message]) -> set[str]:
@@ -189,12 +214,13 @@ class SQLiteStore(Store):
         record: MemoryRecord,
         index_text: str,
         vector: npt.NDArray[np.float32] | None,
+        position: int = 0,
     ) -> None:
         blob = None if vector is None else np.asarray(vector, dtype=np.float32).tobytes()
         conn.execute(
-            f"INSERT INTO memories ({rows.MEMORY_COLUMNS}, index_text, embedding) "
-            f"VALUES ({','.join('?' * 25)})",
-            (*rows.memory_values(record), index_text, blob),
+            f"INSERT INTO memories ({rows.MEMORY_COLUMNS}, index_text, position, embedding) "
+            f"VALUES ({','.join('?' * 26)})",
+            (*rows.memory_values(record), index_text, position, blob),
         )
 
     def update_memory(
@@ -214,12 +240,14 @@ class SQLiteStore(Store):
             before = self._get_one(namespace, memory_id)
             after = replace(before, **dict(changes), updated_at=utcnow())
             old = conn.execute(
-                "SELECT index_text, embedding FROM memories WHERE id = ?", (memory_id,)
+                "SELECT index_text, position, embedding FROM memories WHERE id = ?", (memory_id,)
             ).fetchone()
             conn.execute("DELETE FROM memories WHERE id = ?", (memory_id,))  # keeps FTS in sync
             if vector is None and old["embedding"] is not None:
                 vector = np.frombuffer(old["embedding"], dtype=np.float32)
-            self._insert_memory(conn, after, index_text or old["index_text"], vector)
+            self._insert_memory(
+                conn, after, index_text or old["index_text"], vector, old["position"]
+            )
             self._log(conn, after, "UPDATE", before, after, reason, actor)
         return after
 
@@ -288,7 +316,7 @@ class SQLiteStore(Store):
             chunk = list(ids[start : start + 500])
             for row in self._query(
                 f"SELECT {rows.MEMORY_COLUMNS} FROM memories "
-                f"WHERE namespace = ? AND id IN ({','.join('?' * len(chunk))})",
+                f"WHERE +namespace = ? AND id IN ({','.join('?' * len(chunk))})",
                 [namespace, *chunk],
             ):
                 found[row["id"]] = rows.memory_from_row(row)
@@ -348,6 +376,24 @@ class SQLiteStore(Store):
             [" OR ".join(quoted), *params, limit],
         )
         return [ScoredId(r["id"], float(r["score"])) for r in found]
+
+    def positions(self, namespace: str, ids: Sequence[str]) -> dict[str, tuple[str, int]]:
+        """Each memory's conversation slot: (session key, position of its first message)."""
+        out = {i: self._slots[i] for i in ids if i in self._slots}
+        missing = [i for i in ids if i not in out]
+        for start in range(0, len(missing), 500):
+            chunk = missing[start : start + 500]
+            for r in self._query(
+                "SELECT id, user_id, agent_id, session_id, position FROM memories "
+                f"WHERE +namespace = ? AND id IN ({','.join('?' * len(chunk))})",
+                [namespace, *chunk],
+            ):
+                key = f"{r['user_id']}\x1f{r['agent_id']}\x1f{r['session_id']}"
+                out[r["id"]] = (key, int(r["position"]))
+        if len(self._slots) > 1_000_000:
+            self._slots.clear()
+        self._slots.update(out)
+        return out
 
     def vector_search(
         self, vector: npt.NDArray[np.float32], flt: MemoryFilter, limit: int

@@ -1,0 +1,790 @@
+"""The ``remem`` command: add, search and manage memories, and run retrieval benchmarks."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from tqdm import tqdm
+
+from remem import __version__
+from remem.bench.datasets import load_dataset
+from remem.bench.metrics import format_table
+from remem.bench.runner import run
+from remem.engine import Memory
+from remem.errors import (
+    ConfigError,
+    ConflictError,
+    DataFormatError,
+    InvalidInputError,
+    NotFoundError,
+    RememError,
+    StoreError,
+)
+from remem.models import MEMORY_KINDS, ROLES, MemoryEvent, MemoryRecord, SearchResults, Stats
+from remem.registry import create_embedder
+from remem.retrieval.recipes import RECIPES
+from remem.settings import DEFAULT_DB, load_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+BATCH_SIZE = 256
+TEXT_WIDTH = 160
+LOCOMO_COLUMNS = (
+    "turn_recall_all@5", "turn_recall_any@5", "turn_recall_all@10", "turn_recall_any@10",
+    "turn_recall_all@20", "session_recall_any@5", "ndcg@10", "n",
+)  # fmt: skip
+LONGMEMEVAL_COLUMNS = (
+    "session_recall_any@5", "session_recall_all@5", "session_recall_any@10", "session_ndcg@10",
+    "turn_recall_any@5", "turn_recall_all@10", "n",
+)  # fmt: skip
+_BENCH_TITLES = {"locomo": "LoCoMo", "longmemeval": "LongMemEval"}
+_BATCH_INDEX = re.compile(r"messages\[(\d+)\]")
+
+
+# ------------------------------------------------------------------------------ edge
+
+
+def exit_code(error: RememError) -> int:
+    """The process exit code for a library error: 2 input, 3 not found, 4 store, 1 other."""
+    if isinstance(error, NotFoundError):
+        return 3
+    if isinstance(error, StoreError):
+        return 4
+    if isinstance(error, InvalidInputError | DataFormatError | ConfigError | ConflictError):
+        return 2
+    return 1
+
+
+class _Cli(click.Group):
+    """A click group that turns every ``RememError`` into ``error: ...`` and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RememError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exit_code(exc))
+
+
+@dataclass
+class State:
+    """Global options, and the ``Memory`` built on first use (the embedder loads slowly)."""
+
+    db: str | None
+    namespace: str | None
+    as_json: bool
+    _memory: Memory | None = None
+
+    def memory(self) -> Memory:
+        """The ``Memory`` for ``--db``/``--namespace`` and the ``REMEM_*`` settings."""
+        if self._memory is None:
+            config = load_settings(self.db)
+            if self.namespace is not None:
+                config = dataclasses.replace(config, namespace=self.namespace)
+            self._memory = Memory(config)
+        return self._memory
+
+    def close(self) -> None:
+        """Close the ``Memory`` if one was built."""
+        if self._memory is not None:
+            self._memory.close()
+            self._memory = None
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses (and lists of them) as JSON-ready dicts and lists."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def to_json(value: Any) -> str:
+    """``value`` as indented JSON: dataclasses as objects, datetimes as ISO 8601 strings."""
+    return json.dumps(_plain(value), default=_json_default, ensure_ascii=False, indent=2)
+
+
+def _decode(data: bytes, what: str) -> str:
+    """Strict UTF-8 decoding, with an error that says where the bad byte is."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(
+            f"{what} is not valid UTF-8 (bad byte at offset {exc.start}); convert it to UTF-8"
+        ) from None
+
+
+def _arg_text(value: str, what: str) -> str:
+    """A command-line argument, re-checked as UTF-8 (undecodable bytes arrive escaped)."""
+    return _decode(os.fsencode(value), what)
+
+
+def _read_input(text: str, what: str = "TEXT") -> str:
+    """``text`` itself, or standard input (one trailing newline dropped) when it is ``-``."""
+    if text != "-":
+        return _arg_text(text, what)
+    data = sys.stdin.buffer.read()
+    return _decode(data, "standard input").removesuffix("\n").removesuffix("\r")
+
+
+def _json_object(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
+    """Click callback: parse an option holding a JSON object."""
+    if value is None:
+        return None
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(
+            f'not valid JSON ({exc.msg}); e.g. \'{{"topic": "pets"}}\''
+        ) from None
+    if not isinstance(parsed, dict):
+        raise click.BadParameter(f"must be a JSON object, not {type(parsed).__name__}")
+    return parsed
+
+
+def _check_writable(path: Path) -> Path:
+    """Fail before any work if ``path`` cannot be created (its folder is missing)."""
+    if path.is_dir() or not path.resolve().parent.is_dir():
+        raise click.BadParameter(f"cannot write {path}: not a file in an existing folder")
+    return path
+
+
+def _short(text: str, width: int = TEXT_WIDTH) -> str:
+    """``text`` on one line, cut to ``width`` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def _when(value: datetime | None, seconds: bool = False) -> str:
+    if value is None:
+        return "-"
+    return value.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d")
+
+
+def _scope_options(func: F) -> F:
+    """Add ``--user/-u``, ``--agent`` and ``--session``."""
+    func = click.option("--session", "-s", "session_id", help="Session id.")(func)
+    func = click.option("--agent", "-a", "agent_id", help="Agent id.")(func)
+    return click.option("--user", "-u", "user_id", help="User id.")(func)
+
+
+def _kind_option(func: F) -> F:
+    return click.option(
+        "--kind",
+        "kinds",
+        multiple=True,
+        type=click.Choice(MEMORY_KINDS),
+        help="Only memories of this kind (repeatable).",
+    )(func)
+
+
+# ------------------------------------------------------------------------------ main
+
+
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--db",
+    metavar="PATH",
+    help=f"SQLite database file.  [env: REMEM_DB; default: {DEFAULT_DB}]",
+)
+@click.option("--namespace", help="Namespace (tenant) to use.  [env: REMEM_NAMESPACE]")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
+@click.version_option(__version__, prog_name="remem")
+@click.pass_context
+def main(ctx: click.Context, db: str | None, namespace: str | None, as_json: bool) -> None:
+    """Long-term memory for LLM agents, from the shell.
+
+    Settings come from the options, then REMEM_* variables (REMEM_DB, REMEM_NAMESPACE,
+    REMEM_RECIPE, REMEM_EMBEDDER, REMEM_EMBEDDER_OPTIONS, REMEM_MAX_MESSAGE_CHARS).
+    Exit codes: 2 bad input, 3 not found, 4 storage failure, 1 other errors.
+
+    \b
+    Example:
+      remem --db notes.db add -u ana "I moved to Lisbon in May"
+      remem --db notes.db search -u ana "where does Ana live?"
+    """
+    state = State(db, namespace, as_json)
+    ctx.obj = state
+    ctx.call_on_close(state.close)
+
+
+pass_state = click.make_pass_decorator(State)
+
+
+# ------------------------------------------------------------------------------- add
+
+
+@main.command()
+@click.argument("text", required=False)
+@_scope_options
+@click.option("--role", type=click.Choice(ROLES), help="Who said TEXT.  [default: user]")
+@click.option("--name", help="Speaker name for TEXT.")
+@click.option("--timestamp", help="When it was said (ISO 8601); the default for --file lines.")
+@click.option("--id", "message_id", help="Your id for TEXT; re-adding it is a no-op.")
+@click.option("--metadata", callback=_json_object, help="JSON object stored with each message.")
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="JSONL file, one message per line: {role, content, name, timestamp, id, metadata}.",
+)
+@pass_state
+def add(
+    state: State,
+    text: str | None,
+    user_id: str | None,
+    agent_id: str | None,
+    session_id: str | None,
+    role: str | None,
+    name: str | None,
+    timestamp: str | None,
+    message_id: str | None,
+    metadata: dict[str, Any] | None,
+    file: Path | None,
+) -> None:
+    """Add one message (TEXT, or '-' for stdin) or a JSONL file of messages.
+
+    Prints the id of each new memory. A message whose id is already stored is
+    reported as a duplicate and skipped. --file adds in batches of 256; each
+    batch commits on its own, so give ids to make a re-run safe.
+
+    \b
+    Examples:
+      remem add -u ana "I moved to Lisbon in May"
+      echo "We adopted a beagle" | remem add -u ana --session s2 -
+      remem add -u ana --session s1 --file chat.jsonl
+    """
+    scope = {"user_id": user_id, "agent_id": agent_id, "session_id": session_id}
+    if (text is None) == (file is None):
+        raise click.UsageError("give either TEXT (or '-' for stdin) or --file, not both")
+    if file is not None:
+        if role or name or message_id:
+            raise click.UsageError("--role, --name and --id apply to TEXT; put them in each line")
+        summary = _add_file(state.memory(), file, scope, timestamp, metadata)
+    else:
+        message = {"role": role or "user", "content": _read_input(str(text)), "name": name,
+                   "timestamp": timestamp, "id": message_id}  # fmt: skip
+        result = state.memory().add([message], **scope, metadata=metadata)
+        summary = {
+            "message_ids": list(result.message_ids),
+            "memory_ids": [m.id for m in result.memories],
+            "duplicate_ids": list(result.duplicate_ids),
+        }
+    _print_added(state, summary, file)
+
+
+def _read_messages(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """The messages of a JSONL file, each with its line number."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataFormatError(f"cannot read {path}: {exc.strerror}") from None
+    out: list[tuple[int, dict[str, Any]]] = []
+    for number, line in enumerate(_decode(raw, str(path)).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataFormatError(f"{path} line {number} is not valid JSON ({exc.msg})") from None
+        if not isinstance(item, dict):
+            raise DataFormatError(
+                f"{path} line {number} must be a JSON object like "
+                '{"role": "user", "content": "hi"}'
+            )
+        out.append((number, item))
+    if not out:
+        raise DataFormatError(f"{path} holds no messages (one JSON object per line)")
+    return out
+
+
+def _add_file(
+    memory: Memory,
+    path: Path,
+    scope: Mapping[str, str | None],
+    timestamp: str | None,
+    metadata: Mapping[str, Any] | None,
+) -> dict[str, list[str]]:
+    """Add a JSONL file in batches, with a progress bar; errors name the file's line."""
+    items = _read_messages(path)
+    summary: dict[str, list[str]] = {"message_ids": [], "memory_ids": [], "duplicate_ids": []}
+    with tqdm(total=len(items), desc="add", unit="msg", disable=None) as bar:
+        for start in range(0, len(items), BATCH_SIZE):
+            chunk = items[start : start + BATCH_SIZE]
+            try:
+                result = memory.add(
+                    [m for _, m in chunk], **scope, timestamp=timestamp, metadata=metadata
+                )
+            except (InvalidInputError, ConflictError) as exc:
+                raise _at_lines(exc, path, [n for n, _ in chunk], start > 0) from exc
+            summary["message_ids"] += result.message_ids
+            summary["memory_ids"] += [m.id for m in result.memories]
+            summary["duplicate_ids"] += result.duplicate_ids
+            bar.update(len(chunk))
+    return summary
+
+
+def _at_lines(error: RememError, path: Path, lines: Sequence[int], partial: bool) -> RememError:
+    """The same error, pointing at file lines instead of positions in the batch."""
+    text = _BATCH_INDEX.sub(lambda m: f"line {lines[int(m.group(1))]}", str(error))
+    note = f" (lines before {lines[0]} were added)" if partial else ""
+    return type(error)(f"{path}: {text}{note}")
+
+
+def _print_added(state: State, summary: Mapping[str, list[str]], file: Path | None) -> None:
+    if state.as_json:
+        click.echo(to_json(summary))
+        return
+    for memory_id in summary["memory_ids"]:
+        click.echo(f"added {memory_id}")
+    for message_id in summary["duplicate_ids"]:
+        click.echo(f"duplicate {message_id} (already stored, skipped)")
+    if file is not None:
+        added, dupes = len(summary["memory_ids"]), len(summary["duplicate_ids"])
+        click.echo(f"{file}: {added} added, {dupes} duplicates", err=True)
+
+
+# ---------------------------------------------------------------------------- search
+
+
+@main.command()
+@click.argument("query")
+@_scope_options
+@_kind_option
+@click.option("--limit", "-n", type=int, default=10, show_default=True, help="Hits to return.")
+@click.option(
+    "--recipe",
+    type=click.Choice(sorted(RECIPES)),
+    help="Retrieval recipe.  [default: REMEM_RECIPE or default]",
+)
+@click.option("--since", help="Only memories from this time on (ISO 8601).")
+@click.option("--until", help="Only memories before this time (ISO 8601).")
+@click.option("--explain", is_flag=True, help="Show each hit's per-channel scores.")
+@pass_state
+def search(
+    state: State,
+    query: str,
+    user_id: str | None,
+    agent_id: str | None,
+    session_id: str | None,
+    kinds: tuple[str, ...],
+    limit: int,
+    recipe: str | None,
+    since: str | None,
+    until: str | None,
+    explain: bool,
+) -> None:
+    """Find the memories that best answer QUERY, best first.
+
+    Each hit shows its rank, fused score, date, text and source message ids.
+
+    \b
+    Examples:
+      remem search -u ana "where does Ana live?"
+      remem search -u ana --since 2024-01-01 --recipe bm25 --explain "dog"
+    """
+    results = state.memory().search(
+        _arg_text(query, "QUERY"), user_id=user_id, agent_id=agent_id, session_id=session_id,
+        kinds=kinds or None, since=since, until=until, limit=limit, recipe=recipe,
+        explain=explain,
+    )  # fmt: skip
+    if state.as_json:
+        click.echo(to_json(results))
+        return
+    for line in _format_hits(results, explain):
+        click.echo(line)
+
+
+def _format_hits(results: SearchResults, explain: bool) -> list[str]:
+    """Human lines for a search: a header, then each hit with its sources."""
+    noun = "hit" if len(results) == 1 else "hits"
+    lines = [f"{len(results)} {noun} for {results.query!r} "
+             f"(recipe {results.recipe}, {results.took_ms:.1f} ms)"]  # fmt: skip
+    if explain and results.explain:
+        weights = ", ".join(f"{c} x{w:g}" for c, w in results.explain["channels"].items())
+        lines.append(f"channels: {weights}")
+    for hit in results:
+        memory = hit.memory
+        when = _when(memory.occurred_at or memory.created_at)
+        lines.append(f"{hit.rank:>3}  {hit.score:.3f}  {when}  {_short(memory.text)}")
+        lines.append(f"{'':17}sources: {', '.join(memory.source_ids)}")
+        if explain:
+            scores = "  ".join(f"{c}={s:.3f}" for c, s in sorted(hit.scores.items()))
+            lines.append(f"{'':17}scores: {scores or '-'}")
+    return lines
+
+
+# -------------------------------------------------------------------- list/get/delete
+
+
+@main.command(name="list")
+@_scope_options
+@_kind_option
+@click.option("--limit", "-n", type=int, default=20, show_default=True, help="Rows to show.")
+@click.option("--offset", type=int, default=0, show_default=True, help="Rows to skip.")
+@pass_state
+def list_(
+    state: State,
+    user_id: str | None,
+    agent_id: str | None,
+    session_id: str | None,
+    kinds: tuple[str, ...],
+    limit: int,
+    offset: int,
+) -> None:
+    """List memories, most recent first.
+
+    \b
+    Example:
+      remem list -u ana --kind turn --limit 50 --offset 50
+    """
+    records = state.memory().list(
+        user_id=user_id, agent_id=agent_id, session_id=session_id, kinds=kinds or None,
+        limit=limit, offset=offset,
+    )  # fmt: skip
+    if state.as_json:
+        click.echo(to_json(records))
+        return
+    if not records:
+        click.echo("no memories", err=True)
+    for record in records:
+        when = _when(record.occurred_at or record.created_at)
+        click.echo(f"{record.id}  {when}  {record.kind:<5}  {_short(record.text, 100)}")
+
+
+@main.command()
+@click.argument("memory_id")
+@pass_state
+def get(state: State, memory_id: str) -> None:
+    """Show one memory in full.
+
+    \b
+    Example:
+      remem get 3f2a9c0d1e7b4c55a1d2e3f4a5b6c7d8
+    """
+    record = state.memory().get(_arg_text(memory_id, "ID"))
+    click.echo(to_json(record) if state.as_json else "\n".join(_describe(record)))
+
+
+def _describe(record: MemoryRecord) -> list[str]:
+    """``field: value`` lines for a memory, leaving out empty fields."""
+    scope = record.scope
+    rows: list[tuple[str, Any]] = [
+        ("id", record.id), ("kind", record.kind), ("text", record.text),
+        ("namespace", scope.namespace), ("user", scope.user_id), ("agent", scope.agent_id),
+        ("session", scope.session_id), ("sources", ", ".join(record.source_ids)),
+        ("occurred", record.occurred_at and _when(record.occurred_at, True)),
+        ("created", _when(record.created_at, True)), ("updated", _when(record.updated_at, True)),
+        ("metadata", record.metadata and json.dumps(dict(record.metadata), ensure_ascii=False)),
+        ("importance", f"{record.importance:.2f}"), ("pinned", record.pinned and "yes"),
+        ("expires", record.expires_at and _when(record.expires_at, True)),
+        ("superseded by", record.superseded_by),
+    ]  # fmt: skip
+    return [f"{name + ':':<15}{value}" for name, value in rows if value]
+
+
+@main.command()
+@click.argument("memory_id", required=False)
+@click.option("--all", "everything", is_flag=True, help="Delete a whole scope (needs a scope).")
+@_scope_options
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@pass_state
+def delete(
+    state: State,
+    memory_id: str | None,
+    everything: bool,
+    user_id: str | None,
+    agent_id: str | None,
+    session_id: str | None,
+    yes: bool,
+) -> None:
+    """Delete one memory by ID, or with --all every memory and message of a scope.
+
+    Asks first unless --yes. The audit history of deleted memories is kept.
+
+    \b
+    Examples:
+      remem delete 3f2a9c0d1e7b4c55a1d2e3f4a5b6c7d8
+      remem delete --all --user ana --yes
+    """
+    scoped = any((user_id, agent_id, session_id))
+    if everything:
+        if memory_id is not None or not scoped:
+            raise click.UsageError("--all takes no ID and needs --user, --agent or --session")
+        _delete_scope(state, user_id, agent_id, session_id, yes)
+        return
+    if memory_id is None or scoped:
+        raise click.UsageError("give a memory ID, or --all with --user/--agent/--session")
+    memory = state.memory()
+    record = memory.get(_arg_text(memory_id, "ID"))
+    if not yes:
+        click.confirm(f"Delete memory {record.id} ({_short(record.text, 60)!r})?", abort=True,
+                      err=True)  # fmt: skip
+    memory.delete(record.id)
+    click.echo(to_json({"deleted": record.id}) if state.as_json else f"deleted {record.id}")
+
+
+def _delete_scope(
+    state: State, user_id: str | None, agent_id: str | None, session_id: str | None, yes: bool
+) -> None:
+    parts = [f"{k} {v!r}" for k, v in (("user", user_id), ("agent", agent_id),
+                                          ("session", session_id)) if v]  # fmt: skip
+    memory = state.memory()
+    where = f"{' and '.join(parts)} in namespace {memory.namespace!r}"
+    if not yes:
+        click.confirm(f"Delete every memory and message of {where}?", abort=True, err=True)
+    counts = memory.delete_all(user_id=user_id, agent_id=agent_id, session_id=session_id)
+    if state.as_json:
+        click.echo(to_json(counts))
+    else:
+        click.echo(f"deleted {counts['memories']} memories and {counts['messages']} messages "
+                   f"of {where}")  # fmt: skip
+
+
+@main.command()
+@click.argument("memory_id")
+@pass_state
+def history(state: State, memory_id: str) -> None:
+    """Show every change to a memory, oldest first (also after it was deleted).
+
+    \b
+    Example:
+      remem history 3f2a9c0d1e7b4c55a1d2e3f4a5b6c7d8
+    """
+    # Memory.history's ``list[...]`` annotation resolves to the method Memory.list under mypy
+    events: Sequence[MemoryEvent] = state.memory().history(_arg_text(memory_id, "ID"))
+    if state.as_json:
+        click.echo(to_json(events))
+        return
+    for event in events:
+        click.echo(_format_event(event))
+
+
+def _format_event(event: MemoryEvent) -> str:
+    line = f"{_when(event.at, True)}  {event.action:<9}  by {event.actor} ({event.reason})"
+    text = (event.after or {}).get("text")
+    return f"{line}\n{'':21}{_short(str(text))}" if text else line
+
+
+# ------------------------------------------------------------------ export/import/stats
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@pass_state
+def export(state: State, path: Path) -> None:
+    """Write this namespace (messages, memories, history) to a JSONL file.
+
+    \b
+    Example:
+      remem --db notes.db export backup.jsonl
+    """
+    _check_writable(path)
+    try:
+        rows = state.memory().export(path)
+    except OSError as exc:
+        raise click.FileError(str(path), exc.strerror) from None
+    payload = {"path": str(path), "rows": rows}
+    click.echo(to_json(payload) if state.as_json else f"exported {rows} rows to {path}")
+
+
+@main.command(name="import")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@pass_state
+def import_(state: State, path: Path) -> None:
+    """Load a JSONL export into this namespace, in one transaction.
+
+    Re-embeds the memories if the export was made with another embedder.
+
+    \b
+    Example:
+      remem --db new.db import backup.jsonl
+    """
+    memory = state.memory()
+    if not state.as_json:
+        click.echo(f"importing {path} into namespace {memory.namespace!r} ...", err=True)
+    rows = memory.import_(path)
+    payload = {"path": str(path), "rows": rows}
+    click.echo(to_json(payload) if state.as_json else f"imported {rows} rows from {path}")
+
+
+@main.command()
+@pass_state
+def stats(state: State) -> None:
+    """Show counts of messages, memories and events in this namespace.
+
+    \b
+    Example:
+      remem --db notes.db stats
+    """
+    result = state.memory().stats()
+    click.echo(to_json(result) if state.as_json else "\n".join(_describe_stats(result)))
+
+
+def _describe_stats(result: Stats) -> list[str]:
+    kinds = ", ".join(f"{k} {n}" for k, n in sorted(result.memories_by_kind.items()))
+    rows = [
+        ("path", result.path or "-"), ("messages", result.messages),
+        ("memories", f"{result.memories}" + (f" ({kinds})" if kinds else "")),
+        ("events", result.events), ("users", result.users), ("sessions", result.sessions),
+        ("embedder", result.embedder or "-"), ("schema", result.schema_version),
+    ]  # fmt: skip
+    return [f"{name + ':':<10}{value}" for name, value in rows]
+
+
+# ----------------------------------------------------------------------------- bench
+
+
+@main.group()
+def bench() -> None:
+    """Measure retrieval quality and speed on LoCoMo or LongMemEval files.
+
+    Each run ingests the file into a fresh temporary database (your --db is not
+    touched) and asks every question with each --recipe.
+
+    \b
+    Example:
+      remem bench locomo locomo10.json --recipe default --recipe bm25 --out report.json
+    """
+
+
+def _bench_options(func: F) -> F:
+    func = click.option("--no-progress", is_flag=True, help="Hide the progress bars.")(func)
+    func = click.option(
+        "--out",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Write the report as JSON (a list when several recipes are given).",
+    )(func)
+    func = click.option(
+        "--recipe",
+        "recipes",
+        multiple=True,
+        type=click.Choice(sorted(RECIPES)),
+        default=("default",),
+        show_default=True,
+        help="Recipe to evaluate (repeatable; one ingest serves them all).",
+    )(func)
+    return click.argument("data", type=click.Path(exists=True, dir_okay=False, path_type=Path))(
+        func
+    )
+
+
+@bench.command()
+@_bench_options
+@pass_state
+def locomo(
+    state: State, data: Path, recipes: tuple[str, ...], out: Path | None, no_progress: bool
+) -> None:
+    """Benchmark retrieval on a LoCoMo file (locomo10.json layout).
+
+    Prints, per recipe, turn and session recall and nDCG per category, plus
+    ingest and search speed.
+
+    \b
+    Example:
+      remem bench locomo locomo10.json --recipe default --recipe rrf --out locomo.json
+    """
+    _run_bench(state, "locomo", data, recipes, out, not no_progress)
+
+
+@bench.command()
+@_bench_options
+@pass_state
+def longmemeval(
+    state: State, data: Path, recipes: tuple[str, ...], out: Path | None, no_progress: bool
+) -> None:
+    """Benchmark retrieval on a LongMemEval file (longmemeval_s.json layout).
+
+    Prints, per recipe, session recall and nDCG per question type (and turn
+    recall where turns are marked has_answer), plus ingest and search speed.
+
+    \b
+    Example:
+      remem bench longmemeval longmemeval_s.json --out lme.json
+    """
+    _run_bench(state, "longmemeval", data, recipes, out, not no_progress)
+
+
+def _run_bench(
+    state: State,
+    benchmark: str,
+    data: Path,
+    recipes: Sequence[str],
+    out: Path | None,
+    progress: bool,
+) -> None:
+    """Check the file's layout, run every recipe, print tables or JSON, write ``--out``."""
+    if out is not None:
+        _check_writable(out)
+    found = load_dataset(data).name
+    if found != benchmark:
+        raise DataFormatError(
+            f"{data} is a {_BENCH_TITLES[found]} file, not {_BENCH_TITLES[benchmark]}; "
+            f"run `remem bench {found} {data}`"
+        )
+    columns = LOCOMO_COLUMNS if benchmark == "locomo" else LONGMEMEVAL_COLUMNS
+    show = None if state.as_json else (lambda r: click.echo(_format_report(r, columns)))
+    embedder = create_embedder(load_settings(state.db).embedder)
+    reports = run(data, list(dict.fromkeys(recipes)), embedder, progress, show)
+    if len(reports) > 1 and not state.as_json:
+        overall = {r["recipe"]: r["retrieval"]["overall"] for r in reports}
+        click.echo(format_table(overall, _present(columns, overall), "recipe"))
+    payload: Any = reports[0] if len(reports) == 1 else reports
+    if out is not None:
+        try:
+            out.write_text(to_json(payload) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise click.FileError(str(out), exc.strerror) from None
+        click.echo(f"wrote {out}", err=True)
+    if state.as_json:
+        click.echo(to_json(payload))
+
+
+def _present(columns: Sequence[str], rows: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """The columns that at least one row has a value for."""
+    return [c for c in columns if any(c in row for row in rows.values())]
+
+
+def _format_report(report: Mapping[str, Any], columns: Sequence[str]) -> str:
+    """One recipe's report: a header, a table per category plus overall, and timings."""
+    retrieval = report["retrieval"]
+    rows = {**retrieval["by_category"], "overall": retrieval["overall"]}
+    ingest, search_ = report["ingest"], report["search"]
+    return "\n".join([
+        f"{_BENCH_TITLES.get(report['benchmark'], report['benchmark'])}  "
+        f"recipe={report['recipe']}  embedder={report['embedder']}",
+        f"{report['n_conversations']} conversations, {report['n_questions']} questions scored, "
+        f"{report['skipped_questions']} skipped",
+        "",
+        format_table(rows, _present(columns, rows), "category"),
+        "",
+        f"ingest: {ingest['turns']} turns in {ingest['seconds']:.2f} s "
+        f"({ingest['turns_per_second']:.1f} turns/s)",
+        f"search: {search_['queries']} queries, p50 {search_['p50_ms']:.1f} ms, "
+        f"p95 {search_['p95_ms']:.1f} ms",
+        "",
+    ])  # fmt: skip

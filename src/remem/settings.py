@@ -1,0 +1,112 @@
+"""Reads remem's settings from the environment: the only module that looks at ``os.environ``."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from remem.config import DEFAULT_MAX_MESSAGE_CHARS, EmbedderConfig, MemoryConfig, StoreConfig
+from remem.errors import ConfigError
+from remem.registry import embedder_names
+from remem.retrieval.recipes import RECIPES
+from remem.validation import MAX_ID_CHARS
+
+DEFAULT_DB = "remem.db"
+ENV_VARS: dict[str, str] = {
+    "REMEM_DB": f"SQLite database file (default {DEFAULT_DB})",
+    "REMEM_NAMESPACE": "namespace (tenant) to read and write (default 'default')",
+    "REMEM_RECIPE": "default retrieval recipe (default 'default')",
+    "REMEM_EMBEDDER": "embedder registry name (default 'minilm-onnx')",
+    "REMEM_EMBEDDER_OPTIONS": "JSON object of embedder options (default {})",
+    "REMEM_MAX_MESSAGE_CHARS": f"largest message accepted (default {DEFAULT_MAX_MESSAGE_CHARS})",
+}
+
+
+def load_settings(db: str | None = None, env: Mapping[str, str] | None = None) -> MemoryConfig:
+    """Build a ``MemoryConfig`` from ``REMEM_*`` variables; an explicit ``db`` wins.
+
+    ``env`` defaults to ``os.environ``. Unset or blank variables take their defaults; bad
+    values raise ``ConfigError`` naming the variable and what it expects.
+
+    >>> load_settings(env={"REMEM_DB": "/tmp/m.db", "REMEM_RECIPE": "bm25"}).recipe
+    'bm25'
+    """
+    source: Mapping[str, str] = os.environ if env is None else env
+    defaults = MemoryConfig()
+    path = db if db is not None else _get(source, "REMEM_DB") or DEFAULT_DB
+    return MemoryConfig(
+        store=StoreConfig(path=path),
+        embedder=EmbedderConfig(
+            name=_embedder(source) or defaults.embedder.name,
+            options=_options(source),
+        ),
+        namespace=_namespace(source) or defaults.namespace,
+        recipe=_recipe(source) or defaults.recipe,
+        max_message_chars=_max_chars(source),
+    )
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    return value.strip() if value is not None and value.strip() else None
+
+
+def _namespace(env: Mapping[str, str]) -> str | None:
+    value = _get(env, "REMEM_NAMESPACE")
+    if value is not None and len(value) > MAX_ID_CHARS:
+        raise ConfigError(f"REMEM_NAMESPACE must be at most {MAX_ID_CHARS} characters")
+    return value
+
+
+def _recipe(env: Mapping[str, str]) -> str | None:
+    value = _get(env, "REMEM_RECIPE")
+    if value is not None and value not in RECIPES:
+        raise ConfigError(
+            f"REMEM_RECIPE={value!r} is not a known recipe; use one of {', '.join(sorted(RECIPES))}"
+        )
+    return value
+
+
+def _embedder(env: Mapping[str, str]) -> str | None:
+    value = _get(env, "REMEM_EMBEDDER")
+    if value is not None and value not in embedder_names():
+        raise ConfigError(
+            f"REMEM_EMBEDDER={value!r} is not a registered embedder; "
+            f"use one of {', '.join(embedder_names())}"
+        )
+    return value
+
+
+def _options(env: Mapping[str, str]) -> dict[str, Any]:
+    value = _get(env, "REMEM_EMBEDDER_OPTIONS")
+    if value is None:
+        return {}
+    try:
+        options = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"REMEM_EMBEDDER_OPTIONS is not valid JSON ({exc.msg}); expected a JSON object "
+            'such as {"model": "text-embedding-3-small"}'
+        ) from exc
+    if not isinstance(options, dict):
+        raise ConfigError(
+            f"REMEM_EMBEDDER_OPTIONS must be a JSON object, not {type(options).__name__}"
+        )
+    return options
+
+
+def _max_chars(env: Mapping[str, str]) -> int:
+    value = _get(env, "REMEM_MAX_MESSAGE_CHARS")
+    if value is None:
+        return DEFAULT_MAX_MESSAGE_CHARS
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise ConfigError(
+            f"REMEM_MAX_MESSAGE_CHARS={value!r} must be a positive integer, e.g. 32000"
+        )
+    return number

@@ -1,0 +1,855 @@
+"""The contract every store backend must pass, driven through the ``Store`` interface.
+
+Each test builds ``Message`` / ``MemoryRecord`` / ``NewMemory`` objects by hand (vectors
+are random unit vectors), so nothing here depends on the embedder or the engine.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from remem.errors import ConfigError, ConflictError, NotFoundError, RememError
+from remem.models import ROLES, MemoryRecord, Message, Scope
+from remem.stores.base import MemoryFilter, NewMemory, Store, WriteBatch
+from remem.util import utcnow
+
+DIM = 16
+T0 = datetime(2024, 1, 1, 12, 0, 0)
+_ids = itertools.count()
+_rng = np.random.default_rng(20240101)
+
+
+def uid(prefix: str = "id") -> str:
+    return f"{prefix}-{next(_ids)}"
+
+
+def unit(dim: int = DIM, rng: np.random.Generator = _rng) -> np.ndarray:
+    v = rng.normal(size=dim).astype(np.float32)
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def make_message(
+    scope: Scope, content: str = "hello", *, mid: str | None = None, role: str = "user"
+) -> Message:
+    return Message(
+        id=mid or uid("msg"),
+        scope=scope,
+        role=role,
+        content=content,
+        speaker=None,
+        occurred_at=T0,
+        recorded_at=T0,
+        metadata={},
+    )
+
+
+def make_record(
+    scope: Scope,
+    text: str = "hello",
+    *,
+    mid: str | None = None,
+    kind: str = "fact",
+    sources: Sequence[str] = (),
+    occurred_at: datetime | None = T0,
+    metadata: dict[str, Any] | None = None,
+    **extra: Any,
+) -> MemoryRecord:
+    return MemoryRecord(
+        id=mid or uid("mem"),
+        kind=kind,
+        text=text,
+        scope=scope,
+        source_ids=tuple(sources),
+        occurred_at=occurred_at,
+        created_at=T0,
+        updated_at=T0,
+        metadata=metadata or {},
+        **extra,
+    )
+
+
+def new(record: MemoryRecord, vector: np.ndarray | None = None, index: str | None = None):
+    return NewMemory(record, record.text if index is None else index, vector)
+
+
+def write_memories(store: Store, *memories: NewMemory) -> None:
+    store.write(WriteBatch(memories=tuple(memories)))
+
+
+def counts(store: Store, namespace: str) -> tuple[int, int, int]:
+    s = store.stats(namespace)
+    return s.messages, s.memories, s.events
+
+
+def listed(store: Store, flt: MemoryFilter) -> set[str]:
+    return {r.id for r in store.list_memories(flt, limit=1000)}
+
+
+# -- round trips -------------------------------------------------------------------------
+
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53), max_value=2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+metadata_dicts = st.dictionaries(st.text(max_size=10), json_values, max_size=4)
+# Years before 1000 are a known bug (see test_timestamps_before_year_1000_round_trip).
+timestamps = st.datetimes(min_value=datetime(1000, 1, 1), max_value=datetime(9999, 12, 31))
+ids = st.text(min_size=1, max_size=40)
+scopes = st.builds(
+    Scope,
+    user_id=st.none() | ids,
+    agent_id=st.none() | ids,
+    session_id=st.none() | ids,
+    namespace=ids,
+)
+contents = st.text(min_size=1, max_size=300)
+unit_floats = st.floats(min_value=0, max_value=1)
+store_settings = settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+
+
+@store_settings
+@given(
+    scope=scopes,
+    content=contents,
+    role=st.sampled_from(ROLES),
+    speaker=st.none() | ids,
+    occurred_at=st.none() | timestamps,
+    recorded_at=timestamps,
+    metadata=metadata_dicts,
+    message_id=ids,
+)
+def test_message_round_trip_preserves_every_field(
+    store_factory, scope, content, role, speaker, occurred_at, recorded_at, metadata, message_id
+):
+    store = store_factory(uid("rt"))
+    message = Message(message_id, scope, role, content, speaker, occurred_at, recorded_at, metadata)
+    assert store.write(WriteBatch(messages=(message,))) == ()
+    assert store.get_messages(scope.namespace, scope, [message_id]) == [message]
+    assert store.existing_messages(scope, [message_id, "nope"]) == {message_id: message}
+
+
+@store_settings
+@given(
+    scope=scopes,
+    text=contents,
+    kind=st.sampled_from(["turn", "fact", "event", "summary"]),
+    sources=st.lists(ids, max_size=3),
+    occurred_at=st.none() | timestamps,
+    created_at=timestamps,
+    updated_at=timestamps,
+    metadata=metadata_dicts,
+    attributes=metadata_dicts,
+    importance=unit_floats,
+    strength=st.floats(min_value=0, max_value=100),
+    access_count=st.integers(min_value=0, max_value=2**62),
+    pinned=st.booleans(),
+    optional_times=st.lists(st.none() | timestamps, min_size=5, max_size=5),
+    superseded_by=st.none() | ids,
+    memory_id=ids,
+)
+def test_memory_round_trip_preserves_every_field(
+    store_factory,
+    scope,
+    text,
+    kind,
+    sources,
+    occurred_at,
+    created_at,
+    updated_at,
+    metadata,
+    attributes,
+    importance,
+    strength,
+    access_count,
+    pinned,
+    optional_times,
+    superseded_by,
+    memory_id,
+):
+    store = store_factory(uid("rt"))
+    last_accessed_at, expires_at, valid_from, valid_to, expired_at = optional_times
+    record = MemoryRecord(
+        id=memory_id,
+        kind=kind,
+        text=text,
+        scope=scope,
+        source_ids=tuple(sources),
+        occurred_at=occurred_at,
+        created_at=created_at,
+        updated_at=updated_at,
+        metadata=metadata,
+        attributes=attributes,
+        importance=importance,
+        strength=strength,
+        access_count=access_count,
+        last_accessed_at=last_accessed_at,
+        pinned=pinned,
+        expires_at=expires_at,
+        valid_from=valid_from,
+        valid_to=valid_to,
+        expired_at=expired_at,
+        superseded_by=superseded_by,
+    )
+    store.write(WriteBatch(memories=(NewMemory(record, text, unit()),)))
+    assert store.get_memories(scope.namespace, [memory_id]) == [record]
+    events = store.events(scope.namespace, memory_id)
+    assert [e.action for e in events] == ["ADD"]
+    assert events[0].before is None
+    assert events[0].after["text"] == text
+
+
+def test_get_memories_keeps_requested_order_and_skips_unknown(store_factory):
+    store = store_factory()
+    scope = Scope(namespace="ns")
+    a, b, c = (make_record(scope, f"text {i}") for i in range(3))
+    write_memories(store, new(a, unit()), new(b, unit()), new(c, unit()))
+    got = store.get_memories("ns", [c.id, "unknown", a.id, b.id])
+    assert [r.id for r in got] == [c.id, a.id, b.id]
+    assert store.get_memories("ns", []) == []
+
+
+@pytest.mark.xfail(
+    reason="BUG: util.to_db_time uses strftime('%Y'), which does not zero-pad years before "
+    "1000, so from_db_time cannot parse them back (ValueError on every read)",
+    strict=True,
+)
+def test_timestamps_before_year_1000_round_trip(store_factory):
+    store = store_factory()
+    scope = Scope(namespace="ns")
+    record = make_record(scope, occurred_at=datetime(999, 12, 31, 23, 59, 59))
+    write_memories(store, new(record, unit()))
+    assert store.get_memories("ns", [record.id]) == [record]
+
+
+# -- atomicity and idempotency -------------------------------------------------------------
+
+
+def test_batch_with_a_constraint_violation_writes_nothing(store_factory):
+    store = store_factory()
+    scope = Scope(user_id="u", namespace="ns")
+    write_memories(store, new(make_record(scope, "already here"), unit()))
+    before = counts(store, "ns")
+    listed_before = listed(store, MemoryFilter("ns", current_only=False))
+
+    message = make_message(scope, "a new message")
+    first = make_record(scope, "first", sources=[message.id])
+    clash = make_record(scope, "second", mid=first.id)  # duplicate memory id
+    with pytest.raises(RememError):
+        store.write(
+            WriteBatch(messages=(message,), memories=(new(first, unit()), new(clash, unit())))
+        )
+    assert counts(store, "ns") == before
+    assert listed(store, MemoryFilter("ns", current_only=False)) == listed_before
+    assert store.get_messages("ns", scope, [message.id]) == []
+    assert store.events("ns", first.id) == []
+    assert store.keyword_search(["first"], MemoryFilter("ns"), 10) == []
+
+
+def test_same_message_id_and_content_is_skipped_and_reported(store_factory):
+    store = store_factory()
+    scope = Scope(user_id="u", session_id="s", namespace="ns")
+    message = make_message(scope, "I like tea")
+    batch = WriteBatch(
+        messages=(message,),
+        memories=(new(make_record(scope, "I like tea", sources=[message.id]), unit()),),
+    )
+    assert store.write(batch) == ()
+    after_first = counts(store, "ns")
+    assert after_first == (1, 1, 1)
+
+    again = WriteBatch(
+        messages=(message,),
+        memories=(new(make_record(scope, "I like tea", sources=[message.id]), unit()),),
+    )
+    assert store.write(again) == (message.id,)
+    assert counts(store, "ns") == after_first
+
+
+def test_mixed_batch_skips_only_the_duplicate(store_factory):
+    store = store_factory()
+    scope = Scope(user_id="u", namespace="ns")
+    old = make_message(scope, "old")
+    store.write(WriteBatch(messages=(old,)))
+    fresh = make_message(scope, "fresh")
+    batch = WriteBatch(
+        messages=(old, fresh),
+        memories=(
+            new(make_record(scope, "old", sources=[old.id]), unit()),
+            new(make_record(scope, "fresh", sources=[fresh.id]), unit()),
+        ),
+    )
+    assert store.write(batch) == (old.id,)
+    assert counts(store, "ns")[:2] == (2, 1)
+    assert [r.text for r in store.list_memories(MemoryFilter("ns"))] == ["fresh"]
+
+
+def test_reused_message_id_with_other_content_conflicts_and_writes_nothing(store_factory):
+    store = store_factory()
+    scope = Scope(user_id="u", namespace="ns")
+    original = make_message(scope, "original", mid="m1")
+    store.write(WriteBatch(messages=(original,)))
+    before = counts(store, "ns")
+
+    changed = make_message(scope, "changed", mid="m1")
+    bystander = make_message(scope, "bystander")
+    with pytest.raises(ConflictError, match="m1"):
+        store.write(
+            WriteBatch(
+                messages=(bystander, changed),
+                memories=(new(make_record(scope, "x", sources=[bystander.id]), unit()),),
+            )
+        )
+    assert counts(store, "ns") == before
+    assert store.get_messages("ns", scope, ["m1"]) == [original]
+    assert store.get_messages("ns", scope, [bystander.id]) == []
+
+
+def test_message_ids_are_scoped_by_user(store_factory):
+    store = store_factory()
+    ana = make_message(Scope(user_id="ana", namespace="ns"), "from ana", mid="m1")
+    bob = make_message(Scope(user_id="bob", namespace="ns"), "from bob", mid="m1")
+    assert store.write(WriteBatch(messages=(ana,))) == ()
+    assert store.write(WriteBatch(messages=(bob,))) == ()
+    assert store.stats("ns").messages == 2
+
+
+# -- namespace isolation -------------------------------------------------------------------
+
+
+def test_namespace_isolation(store_factory):
+    store = store_factory()
+    scope_a = Scope(user_id="u", agent_id="g", session_id="s", namespace="a")
+    message = make_message(scope_a, "secret plans about zanzibar", mid="m1")
+    record = make_record(scope_a, "secret plans about zanzibar", sources=["m1"])
+    vector = unit()
+    store.write(WriteBatch(messages=(message,), memories=(new(record, vector),)))
+    scope_b = replace(scope_a, namespace="b")
+
+    assert store.get_memories("b", [record.id]) == []
+    assert store.list_memories(MemoryFilter("b", current_only=False)) == []
+    assert store.list_memories(MemoryFilter("b", user_id="u")) == []
+    assert store.keyword_search(["zanzibar"], MemoryFilter("b"), 10) == []
+    assert store.vector_search(vector, MemoryFilter("b"), 10) == []
+    assert store.events("b", record.id) == []
+    assert store.get_messages("b", scope_b, ["m1"]) == []
+    assert store.existing_messages(scope_b, ["m1"]) == {}
+    assert list(store.dump("b")) == []
+    stats_b = store.stats("b")
+    assert (stats_b.messages, stats_b.memories, stats_b.events) == (0, 0, 0)
+    with pytest.raises(NotFoundError):
+        store.delete_memory("b", record.id, "test", "cross-namespace delete")
+    with pytest.raises(NotFoundError):
+        store.update_memory("b", record.id, {"text": "hacked"}, None, None, "test", "x")
+    assert store.delete_scope(MemoryFilter("b", user_id="u", current_only=False), "test") == (
+        0,
+        0,
+    )
+
+    # namespace "a" saw none of that
+    assert store.get_memories("a", [record.id]) == [record]
+    assert [s.id for s in store.keyword_search(["zanzibar"], MemoryFilter("a"), 10)] == [
+        record.id
+    ]
+    assert [s.id for s in store.vector_search(vector, MemoryFilter("a"), 10)] == [record.id]
+    assert [e.action for e in store.events("a", record.id)] == ["ADD"]
+    assert counts(store, "a") == (1, 1, 1)
+    assert store.get_messages("a", scope_a, ["m1"]) == [message]
+
+
+def test_same_message_id_in_two_namespaces_is_independent(store_factory):
+    store = store_factory()
+    a = make_message(Scope(user_id="u", namespace="a"), "content a", mid="m1")
+    b = make_message(Scope(user_id="u", namespace="b"), "content b", mid="m1")
+    assert store.write(WriteBatch(messages=(a,))) == ()
+    assert store.write(WriteBatch(messages=(b,))) == ()
+    assert store.get_messages("a", a.scope, ["m1"]) == [a]
+    assert store.get_messages("b", b.scope, ["m1"]) == [b]
+
+
+# -- filters -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def populated(store_factory):
+    """Eight memories across users, agents, sessions, kinds, metadata and times."""
+    store = store_factory()
+    made: dict[str, MemoryRecord] = {}
+    specs = [
+        ("u1-g1-s1", "u1", "g1", "s1", "turn", {"topic": "food", "n": 1, "ok": True}, 0),
+        ("u1-g1-s2", "u1", "g1", "s2", "fact", {"topic": "food", "n": 2, "ok": False}, 1),
+        ("u1-g2-s1", "u1", "g2", "s1", "turn", {"topic": "travel", "n": 1, "ok": True}, 2),
+        ("u2-g1-s1", "u2", "g1", "s1", "event", {"topic": "travel", "n": 3}, 3),
+        ("u2-g2-s3", "u2", "g2", "s3", "fact", {"topic": "1", "n": "1"}, 4),
+        ("u3-none", "u3", None, None, "summary", {}, 5),
+        ("none-g1", None, "g1", None, "turn", {"ok": "yes"}, 6),
+        ("undated", "u1", "g1", "s1", "turn", {"topic": "food"}, None),
+    ]
+    for name, user, agent, session, kind, metadata, day in specs:
+        record = make_record(
+            Scope(user, agent, session, "ns"),
+            f"memory {name}",
+            kind=kind,
+            metadata=metadata,
+            occurred_at=None if day is None else T0 + timedelta(days=day),
+        )
+        made[name] = record
+        write_memories(store, new(record, unit()))
+    return store, {name: r.id for name, r in made.items()}
+
+
+def names(ids_by_name: dict[str, str], found: set[str]) -> set[str]:
+    return {name for name, i in ids_by_name.items() if i in found}
+
+
+@pytest.mark.parametrize(
+    ("flt", "expected"),
+    [
+        ({}, {"u1-g1-s1", "u1-g1-s2", "u1-g2-s1", "u2-g1-s1", "u2-g2-s3", "u3-none",
+              "none-g1", "undated"}),
+        ({"user_id": "u1"}, {"u1-g1-s1", "u1-g1-s2", "u1-g2-s1", "undated"}),
+        ({"agent_id": "g1"}, {"u1-g1-s1", "u1-g1-s2", "u2-g1-s1", "none-g1", "undated"}),
+        ({"session_id": "s1"}, {"u1-g1-s1", "u1-g2-s1", "u2-g1-s1", "undated"}),
+        ({"user_id": "u1", "agent_id": "g1", "session_id": "s1"}, {"u1-g1-s1", "undated"}),
+        ({"user_id": "nobody"}, set()),
+        ({"kinds": ("fact",)}, {"u1-g1-s2", "u2-g2-s3"}),
+        ({"kinds": ("event", "summary")}, {"u2-g1-s1", "u3-none"}),
+        ({"user_id": "u1", "kinds": ("turn",)}, {"u1-g1-s1", "u1-g2-s1", "undated"}),
+        ({"metadata": {"topic": "food"}}, {"u1-g1-s1", "u1-g1-s2", "undated"}),
+        ({"metadata": {"n": 1}}, {"u1-g1-s1", "u1-g2-s1"}),
+        ({"metadata": {"n": "1"}}, {"u2-g2-s3"}),
+        ({"metadata": {"topic": "1"}}, {"u2-g2-s3"}),
+        ({"metadata": {"ok": True}}, {"u1-g1-s1", "u1-g2-s1"}),
+        ({"metadata": {"ok": "yes"}}, {"none-g1"}),
+        ({"metadata": {"ok": False}}, {"u1-g1-s2"}),
+        ({"metadata": {"topic": "travel", "n": 3}}, {"u2-g1-s1"}),
+        ({"metadata": {"missing": "x"}}, set()),
+        ({"since": T0 + timedelta(days=4)}, {"u2-g2-s3", "u3-none", "none-g1"}),
+        ({"until": T0 + timedelta(days=1)}, {"u1-g1-s1", "u1-g1-s2"}),
+        (
+            {"since": T0 + timedelta(days=2), "until": T0 + timedelta(days=3)},
+            {"u1-g2-s1", "u2-g1-s1"},
+        ),
+        ({"since": T0 + timedelta(days=2, seconds=1), "until": T0 + timedelta(days=3)},
+         {"u2-g1-s1"}),
+    ],
+)  # fmt: skip
+def test_filters(populated, flt, expected):
+    store, by_name = populated
+    f = MemoryFilter("ns", **flt)
+    assert names(by_name, listed(store, f)) == expected
+    query = unit()
+    assert names(by_name, {s.id for s in store.vector_search(query, f, 100)}) == expected
+    assert names(by_name, {s.id for s in store.keyword_search(["memory"], f, 100)}) == expected
+
+
+def test_filter_by_ids(populated):
+    store, by_name = populated
+    wanted = (by_name["u1-g1-s1"], by_name["u3-none"])
+    assert listed(store, MemoryFilter("ns", ids=wanted)) == set(wanted)
+
+
+def test_list_is_newest_first_with_limit_and_offset(populated):
+    store, by_name = populated
+    everything = store.list_memories(MemoryFilter("ns", current_only=False), limit=100)
+    dated = [r for r in everything if r.occurred_at is not None]
+    assert [r.occurred_at for r in dated] == sorted((r.occurred_at for r in dated), reverse=True)
+    page = store.list_memories(MemoryFilter("ns"), limit=3, offset=2)
+    assert [r.id for r in page] == [r.id for r in everything[2:5]]
+
+
+def test_current_only_hides_superseded_invalidated_and_expired(store_factory):
+    store = store_factory()
+    scope = Scope(namespace="ns")
+    now = utcnow()
+    live = make_record(scope, "live")
+    superseded = make_record(scope, "superseded", superseded_by=live.id)
+    invalidated = make_record(scope, "invalidated", expired_at=now)
+    expired = make_record(scope, "expired", expires_at=now - timedelta(days=1))
+    later = make_record(scope, "expires later", expires_at=now + timedelta(days=365))
+    records = [live, superseded, invalidated, expired, later]
+    write_memories(store, *(new(r, unit()) for r in records))
+    visible = {live.id, later.id}
+    assert listed(store, MemoryFilter("ns")) == visible
+    assert listed(store, MemoryFilter("ns", current_only=False)) == {r.id for r in records}
+    assert {s.id for s in store.vector_search(unit(), MemoryFilter("ns"), 10)} == visible
+    assert {s.id for s in store.keyword_search(["live", "superseded", "invalidated",
+                                                  "expired", "expires"],
+                                                 MemoryFilter("ns"), 10)} == visible  # fmt: skip
+
+
+@pytest.mark.xfail(
+    reason="BUG: SQLiteStore._vectors caches a filter's matrix until the next write, and the "
+    "cache key has no 'now', so a memory whose expires_at passes stays in vector_search "
+    "(list_memories and keyword_search already hide it)",
+    strict=True,
+)
+def test_memory_that_expires_leaves_vector_search(store_factory):
+    store = store_factory()
+    vector = unit()
+    soon = make_record(Scope(namespace="ns"), "soon gone", expires_at=utcnow() + timedelta(seconds=2))
+    write_memories(store, new(soon, vector))
+    if [s.id for s in store.vector_search(vector, MemoryFilter("ns"), 5)] != [soon.id]:
+        pytest.skip("the first search ran after the memory had already expired")
+    while utcnow() <= soon.expires_at:
+        time.sleep(0.1)
+    assert store.list_memories(MemoryFilter("ns")) == []
+    assert store.vector_search(vector, MemoryFilter("ns"), 5) == []
+
+
+# -- keyword search ------------------------------------------------------------------------
+
+
+def test_keyword_search_ranks_the_matching_doc_first_and_stems(store_factory):
+    store = store_factory()
+    scope = Scope(namespace="ns")
+    docs = {
+        "cat": "the cat runs quickly across the garden",
+        "dog": "dogs bark loudly at the mailman every morning",
+        "weather": "the weather in Lisbon is sunny and warm",
+        "cook": "I cook pasta with tomatoes on sundays",
+    }
+    recs = {k: make_record(scope, v) for k, v in docs.items()}
+    write_memories(store, *(new(r, unit()) for r in recs.values()))
+    flt = MemoryFilter("ns")
+
+    def top(terms: list[str]) -> list[str]:
+        return [s.id for s in store.keyword_search(terms, flt, 10)]
+
+    assert top(["running"]) == [recs["cat"].id]  # porter: running -> run <- runs
+    assert top(["barking", "dog"]) == [recs["dog"].id]
+    assert top(["lisbon"]) == [recs["weather"].id]  # case-insensitive
+    assert top(["cooking"])[0] == recs["cook"].id
+    assert set(top(["dogs", "weather"])) == {recs["dog"].id, recs["weather"].id}
+    assert top(["zebra"]) == []
+    assert top([]) == []
+    assert top(['"', " "]) == []
+    results = store.keyword_search(["garden", "warm", "cat"], flt, 10)
+    assert results[0].id == recs["cat"].id
+    assert [s.score for s in results] == sorted((s.score for s in results), reverse=True)
+    assert store.keyword_search(["the"], flt, 2).__len__() == 2  # limit
+
+
+def test_keyword_search_uses_index_text_not_display_text(store_factory):
+    store = store_factory()
+    record = make_record(Scope(namespace="ns"), "display only")
+    write_memories(store, new(record, unit(), index="indexed words [8 May 2023]"))
+    flt = MemoryFilter("ns")
+    assert [s.id for s in store.keyword_search(["may"], flt, 5)] == [record.id]
+    assert store.keyword_search(["display"], flt, 5) == []
+
+
+def test_keyword_search_treats_operators_as_words(store_factory):
+    store = store_factory()
+    record = make_record(Scope(namespace="ns"), "cats AND dogs NOT birds")
+    write_memories(store, new(record, unit()))
+    flt = MemoryFilter("ns")
+    for terms in (["AND"], ["NOT"], ["NEAR"], ["dogs*"], ["(dogs"], ["col:dogs"], ["-dogs"]):
+        store.keyword_search(terms, flt, 5)  # must not raise
+    assert [s.id for s in store.keyword_search(["NOT"], flt, 5)] == [record.id]
+
+
+# -- vector search -------------------------------------------------------------------------
+
+
+def test_vector_search_returns_exact_cosine_order(store_factory):
+    store = store_factory()
+    rng = np.random.default_rng(7)
+    scope = Scope(namespace="ns")
+    vectors = [unit(rng=rng) for _ in range(40)]
+    records = [make_record(scope, f"v{i}") for i in range(40)]
+    write_memories(store, *(new(r, v) for r, v in zip(records, vectors, strict=True)))
+    write_memories(store, new(make_record(scope, "no vector"), None))
+    matrix = np.vstack(vectors)
+    for _ in range(5):
+        query = unit(rng=rng)
+        cosine = matrix @ query
+        expected = [records[i].id for i in np.argsort(-cosine)]
+        found = store.vector_search(query, MemoryFilter("ns"), 40)
+        assert [s.id for s in found] == expected
+        np.testing.assert_allclose(
+            [s.score for s in found], np.sort(cosine)[::-1], rtol=1e-5, atol=1e-6
+        )
+        top5 = store.vector_search(query, MemoryFilter("ns"), 5)
+        assert [s.id for s in top5] == expected[:5]
+    # a stored vector finds itself first, with cosine 1
+    best = store.vector_search(vectors[3], MemoryFilter("ns"), 1)[0]
+    assert best.id == records[3].id
+    assert best.score == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.xfail(
+    reason="BUG: SQLiteStore.vector_search ranks by dot product (matrix @ query) and only "
+    "equals the documented cosine when stored vectors are unit length",
+    strict=True,
+)
+def test_vector_search_is_cosine_for_vectors_that_are_not_unit_length(store_factory):
+    store = store_factory()
+    rng = np.random.default_rng(11)
+    scope = Scope(namespace="ns")
+    vectors = [unit(rng=rng) * float(scale) for scale in (0.1, 1, 5, 20, 2, 0.5, 9, 3)]
+    records = [make_record(scope, f"v{i}") for i in range(len(vectors))]
+    write_memories(store, *(new(r, v) for r, v in zip(records, vectors, strict=True)))
+    query = unit(rng=rng)
+    matrix = np.vstack([v / np.linalg.norm(v) for v in vectors])
+    expected = [records[i].id for i in np.argsort(-(matrix @ query))]
+    assert [s.id for s in store.vector_search(query, MemoryFilter("ns"), 10)] == expected
+
+
+def test_vector_search_sees_new_writes(store_factory):
+    store = store_factory()
+    scope = Scope(namespace="ns")
+    first = make_record(scope, "first")
+    write_memories(store, new(first, unit()))
+    query = unit()
+    assert [s.id for s in store.vector_search(query, MemoryFilter("ns"), 5)] == [first.id]
+    second = make_record(scope, "second")
+    write_memories(store, new(second, query))
+    assert store.vector_search(query, MemoryFilter("ns"), 5)[0].id == second.id
+    other_connection = store_factory()  # same data, another connection
+    third = make_record(scope, "third")
+    write_memories(other_connection, new(third, -query))
+    assert {s.id for s in store.vector_search(query, MemoryFilter("ns"), 5)} == {
+        first.id,
+        second.id,
+        third.id,
+    }
+
+
+# -- update, delete, history ---------------------------------------------------------------
+
+
+def test_update_logs_before_after_and_keeps_the_embedding(store_factory):
+    store = store_factory()
+    scope = Scope(user_id="u", namespace="ns")
+    vector = unit()
+    record = make_record(scope, "old text about apples", metadata={"v": 1})
+    write_memories(store, new(record, vector))
+
+    after = store.update_memory(
+        "ns", record.id, {"text": "new text", "metadata": {"v": 2}, "pinned": True},
+        None, None, "tester", "fix typo",
+    )  # fmt: skip
+    assert (after.text, dict(after.metadata), after.pinned) == ("new text", {"v": 2}, True)
+    assert after.updated_at >= record.updated_at
+    assert after.created_at == record.created_at
+    assert after.source_ids == record.source_ids
+    assert store.get_memories("ns", [record.id]) == [after]
+
+    events = store.events("ns", record.id)
+    assert [e.action for e in events] == ["ADD", "UPDATE"]
+    update = events[1]
+    assert (update.actor, update.reason, update.memory_id) == ("tester", "fix typo", record.id)
+    assert update.before["text"] == "old text about apples"
+    assert update.before["metadata"] == {"v": 1}
+    assert update.after["text"] == "new text"
+    assert update.after["pinned"] is True
+    assert events[0].id < events[1].id
+
+    # no new vector: the old embedding is kept; no new index text: the old one is kept
+    best = store.vector_search(vector, MemoryFilter("ns"), 1)
+    assert [s.id for s in best] == [record.id]
+    assert best[0].score == pytest.approx(1.0, abs=1e-5)
+    assert [s.id for s in store.keyword_search(["apples"], MemoryFilter("ns"), 5)] == [record.id]
+    assert counts(store, "ns") == (0, 1, 2)
+
+
+def test_update_with_new_vector_and_index_text(store_factory):
+    store = store_factory()
+    scope = Scope(namespace="ns")
+    old_vector, new_vector = unit(), unit()
+    record = make_record(scope, "old text about apples")
+    write_memories(store, new(record, old_vector))
+    store.update_memory("ns", record.id, {"text": "pears now"}, "pears now", new_vector, "t", "r")
+    flt = MemoryFilter("ns")
+    assert store.keyword_search(["apples"], flt, 5) == []
+    assert [s.id for s in store.keyword_search(["pears"], flt, 5)] == [record.id]
+    assert store.vector_search(new_vector, flt, 1)[0].score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_update_unknown_memory_raises_not_found_and_logs_nothing(store_factory):
+    store = store_factory()
+    before = counts(store, "ns")
+    with pytest.raises(NotFoundError):
+        store.update_memory("ns", "nope", {"text": "x"}, None, None, "t", "r")
+    assert counts(store, "ns") == before
+    assert store.events("ns", "nope") == []
+
+
+def test_delete_logs_delete_and_history_survives(store_factory):
+    store = store_factory()
+    scope = Scope(user_id="u", namespace="ns")
+    vector = unit()
+    record = make_record(scope, "forget me please")
+    keep = make_record(scope, "keep me")
+    write_memories(store, new(record, vector), new(keep, unit()))
+    store.delete_memory("ns", record.id, "tester", "user asked")
+
+    assert store.get_memories("ns", [record.id]) == []
+    assert record.id not in listed(store, MemoryFilter("ns", current_only=False))
+    assert store.keyword_search(["forget"], MemoryFilter("ns"), 5) == []
+    assert record.id not in {s.id for s in store.vector_search(vector, MemoryFilter("ns"), 5)}
+    events = store.events("ns", record.id)
+    assert [e.action for e in events] == ["ADD", "DELETE"]
+    assert events[1].before["text"] == "forget me please"
+    assert events[1].after is None
+    assert (events[1].actor, events[1].reason) == ("tester", "user asked")
+    assert store.get_memories("ns", [keep.id]) == [keep]
+    with pytest.raises(NotFoundError):
+        store.delete_memory("ns", record.id, "tester", "again")
+    assert len(store.events("ns", record.id)) == 2
+
+
+def test_delete_scope_deletes_only_that_scope(store_factory):
+    store = store_factory()
+    u1s1 = Scope(user_id="u1", session_id="s1", namespace="ns")
+    u1s2 = Scope(user_id="u1", session_id="s2", namespace="ns")
+    u2s1 = Scope(user_id="u2", session_id="s1", namespace="ns")
+    other_ns = Scope(user_id="u1", session_id="s1", namespace="other")
+    written: dict[Scope, list[str]] = {}
+    for scope in (u1s1, u1s2, u2s1, other_ns):
+        for i in range(2):
+            message = make_message(scope, f"message {i}")
+            record = make_record(scope, f"memory {i}", sources=[message.id])
+            store.write(WriteBatch(messages=(message,), memories=(new(record, unit()),)))
+            written.setdefault(scope, []).append(record.id)
+
+    assert store.delete_scope(
+        MemoryFilter("ns", user_id="u1", session_id="s1", current_only=False), "t"
+    ) == (2, 2)
+    remaining = listed(store, MemoryFilter("ns", current_only=False))
+    assert remaining == set(written[u1s2] + written[u2s1])
+    assert counts(store, "other")[:2] == (2, 2)
+    for memory_id in written[u1s1]:
+        assert [e.action for e in store.events("ns", memory_id)] == ["ADD", "DELETE"]
+
+    assert store.delete_scope(MemoryFilter("ns", user_id="u1", current_only=False), "t") == (
+        2,
+        2,
+    )
+    assert listed(store, MemoryFilter("ns", current_only=False)) == set(written[u2s1])
+    assert store.stats("ns").messages == 2
+    assert counts(store, "other")[:2] == (2, 2)
+
+
+def test_stats_counts_and_scope(store_factory):
+    store = store_factory()
+    for user, session, kind in (("u1", "s1", "turn"), ("u1", "s2", "fact"), ("u2", "s1", "turn")):
+        scope = Scope(user_id=user, session_id=session, namespace="ns")
+        message = make_message(scope)
+        record = make_record(scope, kind=kind, sources=[message.id])
+        store.write(WriteBatch(messages=(message,), memories=(new(record, unit()),)))
+    stats = store.stats("ns")
+    assert (stats.messages, stats.memories, stats.events) == (3, 3, 3)
+    assert dict(stats.memories_by_kind) == {"turn": 2, "fact": 1}
+    assert (stats.users, stats.sessions) == (2, 3)
+    scoped = store.stats("ns", Scope(user_id="u1", namespace="ns"))
+    assert (scoped.messages, scoped.memories, scoped.users, scoped.sessions) == (2, 2, 1, 2)
+
+
+# -- dump and load -------------------------------------------------------------------------
+
+
+def _without_event_ids(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in r.items() if not (r["type"] == "event" and k == "id")} for r in rows]
+
+
+def test_dump_load_round_trip(store_factory):
+    source = store_factory("source")
+    scope = Scope(user_id="u", agent_id="g", session_id="s", namespace="ns")
+    for i in range(3):
+        message = make_message(scope, f"message number {i} ünïcödé 🌍", role=ROLES[i % 4])
+        record = make_record(
+            scope, f"memory {i}", sources=[message.id], metadata={"i": i, "tag": "x"}
+        )
+        source.write(WriteBatch(messages=(message,), memories=(new(record, unit()),)))
+    loose = make_record(scope, "no vector here")
+    write_memories(source, new(loose, None, index="custom index text"))
+    first = source.list_memories(MemoryFilter("ns"))[0]
+    source.update_memory("ns", first.id, {"text": "edited"}, None, None, "t", "edit")
+    source.delete_memory("ns", source.list_memories(MemoryFilter("ns"))[-1].id, "t", "gone")
+    source.write(WriteBatch(memories=(new(make_record(Scope(namespace="elsewhere")), unit()),)))
+
+    dumped = list(source.dump("ns"))
+    assert {r["type"] for r in dumped} == {"message", "memory", "event"}
+    target = store_factory("target")
+    assert target.load("ns", dumped) == len(dumped)
+    assert _without_event_ids(list(target.dump("ns"))) == _without_event_ids(dumped)
+    assert counts(target, "ns") == counts(source, "ns")
+    assert target.list_memories(MemoryFilter("ns")) == source.list_memories(MemoryFilter("ns"))
+    assert target.stats("elsewhere").memories == 0
+    query = unit()
+    assert target.vector_search(query, MemoryFilter("ns"), 10) == source.vector_search(
+        query, MemoryFilter("ns"), 10
+    )
+    assert [s.id for s in target.keyword_search(["custom"], MemoryFilter("ns"), 5)] == [loose.id]
+
+
+def test_load_into_another_namespace_rewrites_the_namespace(store_factory):
+    source = store_factory("source")
+    scope = Scope(user_id="u", namespace="ns")
+    message = make_message(scope, "hello")
+    source.write(
+        WriteBatch(
+            messages=(message,),
+            memories=(new(make_record(scope, "hello", sources=[message.id]), unit()),),
+        )
+    )
+    target = store_factory("target")
+    target.load("copy", list(source.dump("ns")))
+    assert counts(target, "copy") == counts(source, "ns")
+    assert counts(target, "ns") == (0, 0, 0)
+    assert all(r.scope.namespace == "copy" for r in target.list_memories(MemoryFilter("copy")))
+
+
+def test_failed_load_writes_nothing(store_factory):
+    source = store_factory("source")
+    scope = Scope(namespace="ns")
+    write_memories(source, new(make_record(scope, "one"), unit()), new(make_record(scope), unit()))
+    rows = list(source.dump("ns"))
+    target = store_factory("target")
+    with pytest.raises(RememError):
+        target.load("ns", [*rows, {"type": "mystery"}])
+    assert counts(target, "ns") == (0, 0, 0)
+    with pytest.raises(RememError):
+        target.load("ns", [*rows, rows[0]])  # duplicate memory id
+    assert counts(target, "ns") == (0, 0, 0)
+
+
+# -- embedder binding ----------------------------------------------------------------------
+
+
+def test_bind_embedder_refuses_a_different_model(store_factory):
+    store = store_factory()
+    store.bind_embedder("model-a", 384)
+    store.bind_embedder("model-a", 384)  # the same one again is fine
+    with pytest.raises(ConfigError, match="model-a"):
+        store.bind_embedder("model-b", 384)
+    with pytest.raises(ConfigError):
+        store.bind_embedder("model-a", 768)
+    assert store.stats("default").embedder == "model-a:384"
+    reopened = store_factory()
+    with pytest.raises(ConfigError):
+        reopened.bind_embedder("model-b", 384)
+    reopened.bind_embedder("model-a", 384)
