@@ -3,6 +3,7 @@ SQLite file, and a factory of bare stores parametrised over every backend."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -59,7 +60,5 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[St
 
     yield make
     for store in opened:
-        try:
+        with contextlib.suppress(Exception):  # a test may have closed it already
             store.close()
-        except Exception:  # pragma: no cover - a test may have closed it already
-            pass

@@ -276,11 +276,6 @@ def test_export_import_round_trip(memory, tmp_path, embedder):
     assert first[1:] == second[1:]  # everything but the header's exported_at
 
 
-@pytest.mark.xfail(
-    reason="BUG: SQLiteStore.stats counts user_id '' (no user) as a user and "
-    "user_id||'/'||session_id '/' as a session, so unscoped messages inflate users/sessions",
-    strict=True,
-)
 def test_stats_counts_only_real_users_and_sessions(memory):
     memory.add("no scope at all")
     memory.add("scoped", user_id="ana", session_id="s1")

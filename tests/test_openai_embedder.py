@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -30,8 +31,8 @@ def _vector(text: str) -> list[float]:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    calls: list[dict[str, object]] = []
-    fail_next: list[int] = []
+    calls: ClassVar[list[dict[str, object]]] = []
+    fail_next: ClassVar[list[int]] = []
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))

@@ -106,7 +106,9 @@ json_scalars = (
 )
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 metadata_dicts = st.dictionaries(st.text(max_size=10), json_values, max_size=4)
@@ -230,11 +232,6 @@ def test_get_memories_keeps_requested_order_and_skips_unknown(store_factory):
     assert store.get_memories("ns", []) == []
 
 
-@pytest.mark.xfail(
-    reason="BUG: util.to_db_time uses strftime('%Y'), which does not zero-pad years before "
-    "1000, so from_db_time cannot parse them back (ValueError on every read)",
-    strict=True,
-)
 def test_timestamps_before_year_1000_round_trip(store_factory):
     store = store_factory()
     scope = Scope(namespace="ns")
@@ -369,9 +366,7 @@ def test_namespace_isolation(store_factory):
 
     # namespace "a" saw none of that
     assert store.get_memories("a", [record.id]) == [record]
-    assert [s.id for s in store.keyword_search(["zanzibar"], MemoryFilter("a"), 10)] == [
-        record.id
-    ]
+    assert [s.id for s in store.keyword_search(["zanzibar"], MemoryFilter("a"), 10)] == [record.id]
     assert [s.id for s in store.vector_search(vector, MemoryFilter("a"), 10)] == [record.id]
     assert [e.action for e in store.events("a", record.id)] == ["ADD"]
     assert counts(store, "a") == (1, 1, 1)
@@ -471,7 +466,7 @@ def test_filter_by_ids(populated):
 
 
 def test_list_is_newest_first_with_limit_and_offset(populated):
-    store, by_name = populated
+    store, _ = populated
     everything = store.list_memories(MemoryFilter("ns", current_only=False), limit=100)
     dated = [r for r in everything if r.occurred_at is not None]
     assert [r.occurred_at for r in dated] == sorted((r.occurred_at for r in dated), reverse=True)
@@ -499,16 +494,12 @@ def test_current_only_hides_superseded_invalidated_and_expired(store_factory):
                                                  MemoryFilter("ns"), 10)} == visible  # fmt: skip
 
 
-@pytest.mark.xfail(
-    reason="BUG: SQLiteStore._vectors caches a filter's matrix until the next write, and the "
-    "cache key has no 'now', so a memory whose expires_at passes stays in vector_search "
-    "(list_memories and keyword_search already hide it)",
-    strict=True,
-)
 def test_memory_that_expires_leaves_vector_search(store_factory):
     store = store_factory()
     vector = unit()
-    soon = make_record(Scope(namespace="ns"), "soon gone", expires_at=utcnow() + timedelta(seconds=2))
+    soon = make_record(
+        Scope(namespace="ns"), "soon gone", expires_at=utcnow() + timedelta(seconds=2)
+    )
     write_memories(store, new(soon, vector))
     if [s.id for s in store.vector_search(vector, MemoryFilter("ns"), 5)] != [soon.id]:
         pytest.skip("the first search ran after the memory had already expired")
@@ -599,11 +590,6 @@ def test_vector_search_returns_exact_cosine_order(store_factory):
     assert best.score == pytest.approx(1.0, abs=1e-5)
 
 
-@pytest.mark.xfail(
-    reason="BUG: SQLiteStore.vector_search ranks by dot product (matrix @ query) and only "
-    "equals the documented cosine when stored vectors are unit length",
-    strict=True,
-)
 def test_vector_search_is_cosine_for_vectors_that_are_not_unit_length(store_factory):
     store = store_factory()
     rng = np.random.default_rng(11)

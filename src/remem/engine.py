@@ -55,6 +55,7 @@ class Memory:
         self.config = config
         self.namespace = check_id(namespace or config.namespace, "namespace")
         self.recipe = get_recipe(recipe or config.recipe)
+        self._owns_embedder = not isinstance(embedder, Embedder)
         if isinstance(embedder, Embedder):
             self.embedder = embedder
         else:
@@ -187,7 +188,7 @@ class Memory:
         if not found:
             raise NotFoundError(
                 f"no memory {memory_id!r} in namespace {self.namespace!r}; "
-                "find ids with list() or search()"
+                "find ids with Memory.list() / search() or `remem list` / `remem search`"
             )
         return found[0]
 
@@ -234,9 +235,10 @@ class Memory:
     # -- lifecycle -----------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the store and the embedder."""
+        """Close the store, and the embedder unless the caller passed it in."""
         self.store.close()
-        self.embedder.close()
+        if self._owns_embedder:
+            self.embedder.close()
 
     def __enter__(self) -> Memory:
         return self

@@ -18,7 +18,8 @@ from typing import Any
 from tqdm import tqdm
 
 from remem.embedders.base import Embedder
-from remem.errors import DataFormatError
+from remem.errors import DataFormatError, StoreError
+from remem.export_format import check_row
 from remem.stores.base import Store
 from remem.util import dumps, to_db_time, utcnow
 
@@ -37,34 +38,40 @@ def export_jsonl(store: Store, namespace: str, embedder: Embedder, path: Path) -
               "embedder": embedder_key(embedder), "exported_at": to_db_time(utcnow())}  # fmt: skip
     count = 0
     tmp = path.with_name(path.name + ".partial")
-    with tmp.open("w", encoding="utf-8") as out:
-        out.write(dumps(header) + "\n")
-        for row in store.dump(namespace):
-            out.write(dumps(row) + "\n")
-            count += 1
-    tmp.replace(path)  # a crash never leaves a truncated export under the real name
+    try:
+        with tmp.open("w", encoding="utf-8") as out:
+            out.write(dumps(header) + "\n")
+            for row in store.dump(namespace):
+                out.write(dumps(row) + "\n")
+                count += 1
+        tmp.replace(path)  # a crash never leaves a truncated export under the real name
+    except OSError as exc:
+        raise StoreError(f"cannot write the export to {path}: {exc.strerror or exc}") from exc
     return count
 
 
-def read_jsonl(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The header and rows of an export file, or a ``DataFormatError`` naming the line."""
+def read_jsonl(path: Path) -> tuple[dict[str, Any], list[tuple[int, dict[str, Any]]]]:
+    """The header and (line number, row) pairs of an export file; errors name the line."""
     if not path.is_file():
         raise DataFormatError(f"{path} does not exist or is not a file")
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as exc:
         raise DataFormatError(f"{path} is not UTF-8 text: {exc}") from exc
+    except OSError as exc:
+        raise DataFormatError(f"cannot read {path}: {exc.strerror or exc}") from exc
     rows = list(_parse_lines(path, lines))
-    if not rows or rows[0].get("type") != "header" or rows[0].get("format") != FORMAT:
+    if not rows or rows[0][1].get("type") != "header" or rows[0][1].get("format") != FORMAT:
         raise DataFormatError(
             f"{path} is not a remem export: line 1 must be a header with format {FORMAT!r}"
         )
-    if rows[0].get("version") != VERSION:
-        raise DataFormatError(f"{path} has export version {rows[0].get('version')}, not {VERSION}")
-    return rows[0], rows[1:]
+    header = rows[0][1]
+    if header.get("version") != VERSION:
+        raise DataFormatError(f"{path} has export version {header.get('version')}, not {VERSION}")
+    return header, rows[1:]
 
 
-def _parse_lines(path: Path, lines: list[str]) -> Iterator[dict[str, Any]]:
+def _parse_lines(path: Path, lines: list[str]) -> Iterator[tuple[int, dict[str, Any]]]:
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -74,12 +81,18 @@ def _parse_lines(path: Path, lines: list[str]) -> Iterator[dict[str, Any]]:
             raise DataFormatError(f"{path} line {number} is not valid JSON: {exc.msg}") from exc
         if not isinstance(item, dict):
             raise DataFormatError(f"{path} line {number} must be a JSON object")
-        yield item
+        yield number, item
 
 
 def import_jsonl(store: Store, namespace: str, embedder: Embedder, path: Path) -> int:
     """Load an export into ``namespace`` in one transaction; re-embed if the model differs."""
-    header, rows = read_jsonl(path)
+    header, numbered = read_jsonl(path)
+    rows = [row for _, row in numbered]
+    if header.get("embedder") != embedder_key(embedder):
+        for row in rows:
+            row.pop("embedding", None)
+    for number, row in numbered:
+        check_row({"embedding": None, **row}, f"{path} line {number}", embedder.dimensions)
     if header.get("embedder") != embedder_key(embedder):
         _reembed(rows, embedder)
     return store.load(namespace, rows)

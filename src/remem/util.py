@@ -9,8 +9,6 @@ from typing import Any
 
 from remem.errors import InvalidInputError
 
-_DB_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
-
 
 def utcnow() -> datetime:
     """Now, as a naive UTC datetime (the form remem stores)."""
@@ -31,7 +29,10 @@ def to_naive_utc(value: datetime) -> datetime:
 
 def to_db_time(value: datetime | None) -> str | None:
     """Fixed-width ISO text, so that text order is time order."""
-    return None if value is None else to_naive_utc(value).strftime(_DB_FORMAT)
+    if value is None:
+        return None
+    moment = to_naive_utc(value)
+    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S.%f}"  # %Y does not pad years < 1000
 
 
 def from_db_time(value: str | None) -> datetime | None:
@@ -71,5 +72,7 @@ def parse_timestamp(value: Any, what: str = "timestamp") -> datetime | None:
 
 
 def dumps(value: Any) -> str:
-    """Compact, key-sorted JSON (stable for hashing and diffs)."""
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    """Compact, key-sorted, strict JSON (no NaN/Infinity), stable for hashing and diffs."""
+    return json.dumps(
+        value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+    )

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from remem.errors import InvalidInputError, MessageTooLargeError
 from remem.models import MEMORY_KINDS, ROLES, Message, Scope
-from remem.util import new_id, parse_timestamp
+from remem.util import dumps, new_id, parse_timestamp
 
 MAX_ID_CHARS = 256
 
@@ -61,9 +60,13 @@ def check_metadata(value: Any, what: str = "metadata") -> dict[str, Any]:
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
         raise InvalidInputError(f"{what} must be a dict with string keys")
     try:
-        json.dumps(value)
+        dumps(value).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(f"{what} holds text that is not valid UTF-8") from exc
     except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"{what} must be JSON-serialisable: {exc}") from exc
+        raise InvalidInputError(
+            f"{what} must be JSON-serialisable (no NaN or Infinity): {exc}"
+        ) from exc
     return dict(value)
 
 

@@ -48,7 +48,8 @@ LONGMEMEVAL_COLUMNS = (
     "turn_recall_any@5", "turn_recall_all@10", "n",
 )  # fmt: skip
 _BENCH_TITLES = {"locomo": "LoCoMo", "longmemeval": "LongMemEval"}
-_BATCH_INDEX = re.compile(r"messages\[(\d+)\]")
+_BATCH_INDEX = re.compile(r"messages\[(\d+)\](\.?)")
+_SINGLE_FIELD = re.compile(r"messages\[0\]\.(\w+)")
 
 
 # ------------------------------------------------------------------------------ edge
@@ -126,6 +127,11 @@ def _json_default(value: Any) -> Any:
 def to_json(value: Any) -> str:
     """``value`` as indented JSON: dataclasses as objects, datetimes as ISO 8601 strings."""
     return json.dumps(_plain(value), default=_json_default, ensure_ascii=False, indent=2)
+
+
+def _compact(value: Any) -> str:
+    """``value`` as one-line JSON."""
+    return json.dumps(_plain(value), default=_json_default, ensure_ascii=False)
 
 
 def _decode(data: bytes, what: str) -> str:
@@ -279,8 +285,10 @@ def add(
       remem add -u ana --session s1 --file chat.jsonl
     """
     scope = {"user_id": user_id, "agent_id": agent_id, "session_id": session_id}
-    if (text is None) == (file is None):
-        raise click.UsageError("give either TEXT (or '-' for stdin) or --file, not both")
+    if text is None and file is None:
+        raise click.UsageError("give the message TEXT, '-' to read it from stdin, or --file")
+    if text is not None and file is not None:
+        raise click.UsageError("give TEXT or --file, not both")
     if file is not None:
         if role or name or message_id:
             raise click.UsageError("--role, --name and --id apply to TEXT; put them in each line")
@@ -288,13 +296,26 @@ def add(
     else:
         message = {"role": role or "user", "content": _read_input(str(text)), "name": name,
                    "timestamp": timestamp, "id": message_id}  # fmt: skip
-        result = state.memory().add([message], **scope, metadata=metadata)
-        summary = {
-            "message_ids": list(result.message_ids),
-            "memory_ids": [m.id for m in result.memories],
-            "duplicate_ids": list(result.duplicate_ids),
-        }
+        summary = _add_one(state.memory(), message, scope, metadata)
     _print_added(state, summary, file)
+
+
+def _add_one(
+    memory: Memory,
+    message: Mapping[str, Any],
+    scope: Mapping[str, str | None],
+    metadata: Mapping[str, Any] | None,
+) -> dict[str, list[str]]:
+    """Add one message; errors name the option (``--timestamp``) rather than ``messages[0]``."""
+    try:
+        result = memory.add([message], **scope, metadata=metadata)
+    except InvalidInputError as exc:
+        raise type(exc)(_SINGLE_FIELD.sub(_option_name, str(exc))) from exc
+    return {
+        "message_ids": list(result.message_ids),
+        "memory_ids": [m.id for m in result.memories],
+        "duplicate_ids": list(result.duplicate_ids),
+    }
 
 
 def _read_messages(path: Path) -> list[tuple[int, dict[str, Any]]]:
@@ -348,9 +369,16 @@ def _add_file(
     return summary
 
 
+def _option_name(match: re.Match[str]) -> str:
+    """``messages[0].content`` -> ``TEXT``; ``messages[0].timestamp`` -> ``--timestamp``."""
+    return "TEXT" if match.group(1) == "content" else f"--{match.group(1)}"
+
+
 def _at_lines(error: RememError, path: Path, lines: Sequence[int], partial: bool) -> RememError:
     """The same error, pointing at file lines instead of positions in the batch."""
-    text = _BATCH_INDEX.sub(lambda m: f"line {lines[int(m.group(1))]}", str(error))
+    text = _BATCH_INDEX.sub(
+        lambda m: f"line {lines[int(m.group(1))]}{': ' if m.group(2) else ''}", str(error)
+    )
     note = f" (lines before {lines[0]} were added)" if partial else ""
     return type(error)(f"{path}: {text}{note}")
 
@@ -424,16 +452,15 @@ def _format_hits(results: SearchResults, explain: bool) -> list[str]:
     noun = "hit" if len(results) == 1 else "hits"
     lines = [f"{len(results)} {noun} for {results.query!r} "
              f"(recipe {results.recipe}, {results.took_ms:.1f} ms)"]  # fmt: skip
-    if explain and results.explain:
-        weights = ", ".join(f"{c} x{w:g}" for c, w in results.explain["channels"].items())
-        lines.append(f"channels: {weights}")
+    if explain and results.explain:  # its keys vary with the recipe; show them as JSON
+        lines += [f"{key}: {_compact(value)}" for key, value in results.explain.items()]
     for hit in results:
         memory = hit.memory
         when = _when(memory.occurred_at or memory.created_at)
         lines.append(f"{hit.rank:>3}  {hit.score:.3f}  {when}  {_short(memory.text)}")
         lines.append(f"{'':17}sources: {', '.join(memory.source_ids)}")
         if explain:
-            scores = "  ".join(f"{c}={s:.3f}" for c, s in sorted(hit.scores.items()))
+            scores = "  ".join(f"{c}={s:.4g}" for c, s in sorted(hit.scores.items()))
             lines.append(f"{'':17}scores: {scores or '-'}")
     return lines
 

@@ -118,7 +118,8 @@ MIGRATIONS: tuple[Migration, ...] = (
 
 
 def apply_migrations(conn: sqlite3.Connection, now: str) -> int:
-    """Apply pending migrations in order, each in its own transaction; returns the version."""
+    """Apply pending migrations in order; the caller holds a write transaction, so two
+    processes opening one new file never both migrate. Returns the schema version."""
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations "
         "(id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
@@ -127,15 +128,9 @@ def apply_migrations(conn: sqlite3.Connection, now: str) -> int:
     for number, name, migrate in MIGRATIONS:
         if number in applied:
             continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            migrate(conn)
-            conn.execute(
-                "INSERT INTO schema_migrations (id, name, applied_at) VALUES (?, ?, ?)",
-                (number, name, now),
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        migrate(conn)
+        conn.execute(
+            "INSERT INTO schema_migrations (id, name, applied_at) VALUES (?, ?, ?)",
+            (number, name, now),
+        )
     return max(number for number, _, _ in MIGRATIONS)

@@ -14,16 +14,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from remem.errors import DataFormatError
+from remem.export_format import EVENT_FIELDS, JSON_FIELDS, MEMORY_FIELDS, MESSAGE_FIELDS
 
-_MESSAGE_FIELDS = ("id", "user_id", "agent_id", "session_id", "role", "speaker", "content",
-                   "occurred_at", "recorded_at", "metadata", "seq")  # fmt: skip
-_MEMORY_FIELDS = ("id", "user_id", "agent_id", "session_id", "kind", "text", "index_text",
-                  "source_ids", "occurred_at", "created_at", "updated_at", "metadata",
-                  "attributes", "importance", "strength", "access_count", "last_accessed_at",
-                  "pinned", "expires_at", "valid_from", "valid_to", "expired_at",
-                  "superseded_by", "position")  # fmt: skip
-_EVENT_FIELDS = ("memory_id", "action", "before", "after", "reason", "actor", "at")
-_JSON_FIELDS = {"metadata", "attributes", "source_ids", "before", "after"}
+_MESSAGE_FIELDS = MESSAGE_FIELDS
+_MEMORY_FIELDS = MEMORY_FIELDS
+_EVENT_FIELDS = EVENT_FIELDS
+_JSON_FIELDS = JSON_FIELDS
 
 
 def _decode(field: str, value: Any) -> Any:

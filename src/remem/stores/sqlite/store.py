@@ -29,6 +29,16 @@ from remem.util import dumps, to_db_time, utcnow
 
 log = logging.getLogger(__name__)
 APP_ID = "remem"
+# ids, their unit vectors, and expiry times (None when nothing in the scope expires)
+_CachedVectors = tuple[list[str], npt.NDArray[np.float32], npt.NDArray[Any] | None]
+
+
+def _unit(vector: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """The vector scaled to length 1, so a dot product is the cosine."""
+    data = np.asarray(vector, dtype=np.float32)
+    norm = float(np.linalg.norm(data))
+    out: npt.NDArray[np.float32] = data / norm if norm > 0 else data
+    return out
 
 
 class SQLiteStore(Store):
@@ -44,7 +54,7 @@ class SQLiteStore(Store):
         self.path = str(path)
         self._lock = threading.RLock()
         self._generation = 0
-        self._vector_cache: dict[tuple[Any, ...], tuple[list[str], npt.NDArray[np.float32]]] = {}
+        self._vector_cache: dict[tuple[Any, ...], _CachedVectors] = {}
         self._cache_version: tuple[int, int] = (-1, -1)
         self._slots: dict[str, tuple[str, int]] = {}  # memory id -> slot; slots never change
         self._conn = self._connect(busy_timeout_ms)
@@ -61,35 +71,54 @@ class SQLiteStore(Store):
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("PRAGMA foreign_keys = ON")
         except sqlite3.DatabaseError as exc:
-            raise CorruptStoreError(
-                f"{self.path} is not a usable SQLite database ({exc}); "
-                "point --db / REMEM_DB at a remem database or a new file"
-            ) from exc
+            raise self._open_error(exc) from exc
         return conn
 
-    def _initialise(self) -> int:
-        try:
-            tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master")}
-            if tables and "remem_meta" not in tables:
-                raise CorruptStoreError(
-                    f"{self.path} is a SQLite database of another application "
-                    f"(tables: {', '.join(sorted(tables)[:5])}); use a new file for remem"
-                )
-            if not tables:
-                self._conn.execute(
-                    "CREATE TABLE remem_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
-                )
-                self._conn.execute("INSERT INTO remem_meta VALUES ('app', ?)", (APP_ID,))
-            return apply_migrations(self._conn, to_db_time(utcnow()) or "")
-        except sqlite3.DatabaseError as exc:
+    def _open_error(self, exc: sqlite3.DatabaseError) -> StoreError:
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            return StoreError(f"{self.path} is locked by another process ({exc}); try again")
+        return CorruptStoreError(
+            f"{self.path} is damaged or not a remem database ({exc}); point --db / REMEM_DB "
+            "at a remem database or a new file, or restore it from a backup or an export"
+        )
+
+    def _tables(self) -> set[str]:
+        return {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master")}
+
+    def _check_ours(self, tables: set[str]) -> None:
+        if tables and "remem_meta" not in tables:
+            self._conn.close()  # refuse before touching the file (no WAL switch)
             raise CorruptStoreError(
-                f"{self.path} is damaged or not a SQLite database ({exc}); "
-                "restore it from a backup or an export, or use a new file"
-            ) from exc
+                f"{self.path} is a SQLite database of another application "
+                f"(tables: {', '.join(sorted(tables)[:5])}); use a new file for remem"
+            )
+
+    def _initialise(self) -> int:
+        """Check the file is ours, then create or migrate it under the write lock."""
+        try:
+            self._check_ours(self._tables())
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                tables = self._tables()  # re-read: another process may have set it up
+                self._check_ours(tables)
+                if "remem_meta" not in tables:
+                    self._conn.execute(
+                        "CREATE TABLE remem_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+                    )
+                    self._conn.execute("INSERT INTO remem_meta VALUES ('app', ?)", (APP_ID,))
+                version = apply_migrations(self._conn, to_db_time(utcnow()) or "")
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+            if self.path != ":memory:":
+                self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            return version
+        except sqlite3.DatabaseError as exc:
+            raise self._open_error(exc) from exc
 
     def bind_embedder(self, model_id: str, dimensions: int) -> None:
         """Remember the embedder that built this file; refuse a different one."""
@@ -216,7 +245,7 @@ class SQLiteStore(Store):
         vector: npt.NDArray[np.float32] | None,
         position: int = 0,
     ) -> None:
-        blob = None if vector is None else np.asarray(vector, dtype=np.float32).tobytes()
+        blob = None if vector is None else _unit(vector).tobytes()
         conn.execute(
             f"INSERT INTO memories ({rows.MEMORY_COLUMNS}, index_text, position, embedding) "
             f"VALUES ({','.join('?' * 26)})",
@@ -399,16 +428,21 @@ class SQLiteStore(Store):
         self, vector: npt.NDArray[np.float32], flt: MemoryFilter, limit: int
     ) -> list[ScoredId]:
         """Exact cosine search over the scope's vectors (brute force in numpy)."""
-        ids, matrix = self._vectors(flt)
+        ids, matrix, expires = self._vectors(flt)
         if not ids:
             return []
-        scores = matrix @ np.asarray(vector, dtype=np.float32)
-        k = min(limit, len(ids))
+        scores = matrix @ _unit(vector)
+        if expires is not None:  # expiry moves with the clock, so it is applied per query
+            scores = np.where(expires > np.datetime64(utcnow()), scores, -np.inf)
+        live = int(np.isfinite(scores).sum())
+        k = min(limit, live)
+        if k == 0:
+            return []
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]
         return [ScoredId(ids[i], float(scores[i])) for i in top]
 
-    def _vectors(self, flt: MemoryFilter) -> tuple[list[str], npt.NDArray[np.float32]]:
+    def _vectors(self, flt: MemoryFilter) -> _CachedVectors:
         with self._lock:
             version = (self._generation, self._data_version())
             if version != self._cache_version:
@@ -425,16 +459,21 @@ class SQLiteStore(Store):
                 self._vector_cache[key] = cached
             return cached
 
-    def _load_vectors(self, flt: MemoryFilter) -> tuple[list[str], npt.NDArray[np.float32]]:
-        where, params = rows.filter_sql(flt, "m", to_db_time(utcnow()))
+    def _load_vectors(self, flt: MemoryFilter) -> _CachedVectors:
+        where, params = rows.filter_sql(flt, "m")  # no clock: expiry is applied per query
         found = self._query(
-            f"SELECT m.id, m.embedding FROM memories m WHERE {where} AND m.embedding IS NOT NULL",
+            f"SELECT m.id, m.embedding, m.expires_at FROM memories m WHERE {where} "
+            "AND m.embedding IS NOT NULL",
             params,
         )
         if not found:
-            return [], np.zeros((0, 0), dtype=np.float32)
+            return [], np.zeros((0, 0), dtype=np.float32), None
         matrix = np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in found])
-        return [r[0] for r in found], matrix
+        expires = None
+        if any(r[2] is not None for r in found):
+            far = np.datetime64("9999-12-31")
+            expires = np.array([np.datetime64(r[2]) if r[2] else far for r in found])
+        return [r[0] for r in found], matrix, expires
 
     def _data_version(self) -> int:
         return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
@@ -455,8 +494,9 @@ class SQLiteStore(Store):
         }
         msg_where, msg_params = rows.scope_sql(scope)
         msg = self._query(
-            "SELECT count(*), count(DISTINCT user_id), "
-            f"count(DISTINCT user_id || '/' || session_id) FROM messages WHERE {msg_where}",
+            "SELECT count(*), count(DISTINCT nullif(user_id, '')), count(DISTINCT CASE WHEN "
+            "session_id != '' THEN user_id || '/' || agent_id || '/' || session_id END) "
+            f"FROM messages WHERE {msg_where}",
             msg_params,
         )[0]
         events = self._query("SELECT count(*) FROM memory_events WHERE namespace = ?", [namespace])[

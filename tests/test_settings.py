@@ -1,0 +1,86 @@
+"""Tests for remem.settings: REMEM_* variables parsed into a MemoryConfig."""
+
+from __future__ import annotations
+
+import pytest
+
+from remem.config import DEFAULT_MAX_MESSAGE_CHARS, MemoryConfig
+from remem.errors import ConfigError
+from remem.settings import DEFAULT_DB, ENV_VARS, load_settings
+
+
+def test_defaults_when_nothing_is_set() -> None:
+    config = load_settings(env={})
+    assert config == MemoryConfig()
+    assert config.store.path == DEFAULT_DB == "remem.db"
+    assert config.max_message_chars == DEFAULT_MAX_MESSAGE_CHARS
+
+
+def test_every_variable_is_read() -> None:
+    config = load_settings(
+        env={
+            "REMEM_DB": "/tmp/x.db",
+            "REMEM_NAMESPACE": "team-a",
+            "REMEM_RECIPE": "bm25",
+            "REMEM_EMBEDDER": "minilm-onnx",
+            "REMEM_EMBEDDER_OPTIONS": '{"threads": 2}',
+            "REMEM_MAX_MESSAGE_CHARS": "1000",
+        }
+    )
+    assert config.store.path == "/tmp/x.db"
+    assert config.store.name == "sqlite"
+    assert config.namespace == "team-a"
+    assert config.recipe == "bm25"
+    assert config.embedder.name == "minilm-onnx"
+    assert config.embedder.options == {"threads": 2}
+    assert config.max_message_chars == 1000
+
+
+def test_explicit_db_wins_over_the_environment() -> None:
+    assert load_settings("mine.db", env={"REMEM_DB": "env.db"}).store.path == "mine.db"
+    assert load_settings(None, env={"REMEM_DB": "env.db"}).store.path == "env.db"
+
+
+def test_blank_values_mean_unset() -> None:
+    blank = {name: "  " for name in ENV_VARS}
+    assert load_settings(env=blank) == MemoryConfig()
+
+
+def test_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REMEM_DB", "from-env.db")
+    monkeypatch.setenv("REMEM_NAMESPACE", "ns1")
+    config = load_settings()
+    assert (config.store.path, config.namespace) == ("from-env.db", "ns1")
+
+
+def test_env_vars_documents_all_six() -> None:
+    assert set(ENV_VARS) == {
+        "REMEM_DB",
+        "REMEM_NAMESPACE",
+        "REMEM_RECIPE",
+        "REMEM_EMBEDDER",
+        "REMEM_EMBEDDER_OPTIONS",
+        "REMEM_MAX_MESSAGE_CHARS",
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("REMEM_EMBEDDER_OPTIONS", "{not json", "JSON object"),
+        ("REMEM_EMBEDDER_OPTIONS", "[1, 2]", "JSON object"),
+        ("REMEM_EMBEDDER_OPTIONS", '"text"', "JSON object"),
+        ("REMEM_MAX_MESSAGE_CHARS", "many", "positive integer"),
+        ("REMEM_MAX_MESSAGE_CHARS", "0", "positive integer"),
+        ("REMEM_MAX_MESSAGE_CHARS", "-5", "positive integer"),
+        ("REMEM_MAX_MESSAGE_CHARS", "1.5", "positive integer"),
+        ("REMEM_RECIPE", "fancy", "bm25"),
+        ("REMEM_EMBEDDER", "no-such-model", "minilm-onnx"),
+        ("REMEM_NAMESPACE", "n" * 300, "at most"),
+    ],
+)
+def test_bad_values_name_the_variable(name: str, value: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(env={name: value})
+    assert name in str(info.value)
+    assert expected in str(info.value)
