@@ -15,7 +15,8 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
-from remem.cli.main import bench, exit_code, main
+from remem.cli.bench import bench
+from remem.cli.main import exit_code, main
 from remem.errors import (
     ConfigError,
     ConflictError,
@@ -397,7 +398,7 @@ def test_all_commands_are_there() -> None:
     assert set(main.commands) == {
         "add", "search", "list", "get", "delete", "history", "export", "import", "stats", "bench",
     }  # fmt: skip
-    assert set(bench.commands) == {"locomo", "longmemeval"}
+    assert set(bench.commands) == {"locomo", "longmemeval", "vectors"}
 
 
 # ----------------------------------------------------------------------------- bench
@@ -436,3 +437,18 @@ def test_bench_rejects_the_other_layout(tmp_path: Path) -> None:
     missing_dir = tmp_path / "nope" / "r.json"
     result = _invoke(None, "bench", "locomo", str(LOCOMO), "--out", str(missing_dir))
     assert result.exit_code == 2 and "existing folder" in result.stderr
+
+
+def test_bench_vectors_compares_index_options() -> None:
+    from click.testing import CliRunner
+
+    from remem.cli.main import main
+
+    result = CliRunner().invoke(
+        main, ["--json", "bench", "vectors", "--rows", "300", "--queries", "5"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    cached = report["options"]["numpy-cached"]
+    assert cached["available"] and cached["recall@k"] == 1.0
+    assert report["options"]["numpy-reload"]["recall@k"] == 1.0

@@ -96,7 +96,7 @@ def evaluate(memory: Memory, dataset: BenchDataset, recipe: str, progress: bool)
 
 
 def run(
-    data: str | Path,
+    data: str | Path | BenchDataset,
     recipes: Sequence[str] = ("default",),
     embedder: Embedder | str | None = None,
     progress: bool = True,
@@ -105,7 +105,7 @@ def run(
     """Benchmark each recipe on one ingest of ``data``; returns one report per recipe."""
     for name in recipes:
         get_recipe(name)  # fail on a typo before the long ingest
-    dataset = load_dataset(data)
+    dataset = data if isinstance(data, BenchDataset) else load_dataset(data)
     reports = []
     with tempfile.TemporaryDirectory(prefix="remem-bench-") as tmp:
         config = MemoryConfig(StoreConfig(path=str(Path(tmp) / "bench.db")), EmbedderConfig())

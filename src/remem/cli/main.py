@@ -17,9 +17,6 @@ import click
 from tqdm import tqdm
 
 from remem import __version__
-from remem.bench.datasets import load_dataset
-from remem.bench.metrics import format_table
-from remem.bench.runner import run
 from remem.engine import Memory
 from remem.errors import (
     ConfigError,
@@ -31,7 +28,6 @@ from remem.errors import (
     StoreError,
 )
 from remem.models import MEMORY_KINDS, ROLES, MemoryEvent, MemoryRecord, SearchResults, Stats
-from remem.registry import create_embedder
 from remem.retrieval.recipes import RECIPES
 from remem.settings import DEFAULT_DB, load_settings
 
@@ -39,15 +35,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 BATCH_SIZE = 256
 TEXT_WIDTH = 160
-LOCOMO_COLUMNS = (
-    "turn_recall_all@5", "turn_recall_any@5", "turn_recall_all@10", "turn_recall_any@10",
-    "turn_recall_all@20", "session_recall_any@5", "ndcg@10", "n",
-)  # fmt: skip
-LONGMEMEVAL_COLUMNS = (
-    "session_recall_any@5", "session_recall_all@5", "session_recall_any@10", "session_ndcg@10",
-    "turn_recall_any@5", "turn_recall_all@10", "n",
-)  # fmt: skip
-_BENCH_TITLES = {"locomo": "LoCoMo", "longmemeval": "LongMemEval"}
 _BATCH_INDEX = re.compile(r"messages\[(\d+)\](\.?)")
 _SINGLE_FIELD = re.compile(r"messages\[0\]\.(\w+)")
 
@@ -683,135 +670,4 @@ def _describe_stats(result: Stats) -> list[str]:
     return [f"{name + ':':<10}{value}" for name, value in rows]
 
 
-# ----------------------------------------------------------------------------- bench
-
-
-@main.group()
-def bench() -> None:
-    """Measure retrieval quality and speed on LoCoMo or LongMemEval files.
-
-    Each run ingests the file into a fresh temporary database (your --db is not
-    touched) and asks every question with each --recipe.
-
-    \b
-    Example:
-      remem bench locomo locomo10.json --recipe default --recipe bm25 --out report.json
-    """
-
-
-def _bench_options(func: F) -> F:
-    func = click.option("--no-progress", is_flag=True, help="Hide the progress bars.")(func)
-    func = click.option(
-        "--out",
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="Write the report as JSON (a list when several recipes are given).",
-    )(func)
-    func = click.option(
-        "--recipe",
-        "recipes",
-        multiple=True,
-        type=click.Choice(sorted(RECIPES)),
-        default=("default",),
-        show_default=True,
-        help="Recipe to evaluate (repeatable; one ingest serves them all).",
-    )(func)
-    return click.argument("data", type=click.Path(exists=True, dir_okay=False, path_type=Path))(
-        func
-    )
-
-
-@bench.command()
-@_bench_options
-@pass_state
-def locomo(
-    state: State, data: Path, recipes: tuple[str, ...], out: Path | None, no_progress: bool
-) -> None:
-    """Benchmark retrieval on a LoCoMo file (locomo10.json layout).
-
-    Prints, per recipe, turn and session recall and nDCG per category, plus
-    ingest and search speed.
-
-    \b
-    Example:
-      remem bench locomo locomo10.json --recipe default --recipe rrf --out locomo.json
-    """
-    _run_bench(state, "locomo", data, recipes, out, not no_progress)
-
-
-@bench.command()
-@_bench_options
-@pass_state
-def longmemeval(
-    state: State, data: Path, recipes: tuple[str, ...], out: Path | None, no_progress: bool
-) -> None:
-    """Benchmark retrieval on a LongMemEval file (longmemeval_s.json layout).
-
-    Prints, per recipe, session recall and nDCG per question type (and turn
-    recall where turns are marked has_answer), plus ingest and search speed.
-
-    \b
-    Example:
-      remem bench longmemeval longmemeval_s.json --out lme.json
-    """
-    _run_bench(state, "longmemeval", data, recipes, out, not no_progress)
-
-
-def _run_bench(
-    state: State,
-    benchmark: str,
-    data: Path,
-    recipes: Sequence[str],
-    out: Path | None,
-    progress: bool,
-) -> None:
-    """Check the file's layout, run every recipe, print tables or JSON, write ``--out``."""
-    if out is not None:
-        _check_writable(out)
-    found = load_dataset(data).name
-    if found != benchmark:
-        raise DataFormatError(
-            f"{data} is a {_BENCH_TITLES[found]} file, not {_BENCH_TITLES[benchmark]}; "
-            f"run `remem bench {found} {data}`"
-        )
-    columns = LOCOMO_COLUMNS if benchmark == "locomo" else LONGMEMEVAL_COLUMNS
-    show = None if state.as_json else (lambda r: click.echo(_format_report(r, columns)))
-    embedder = create_embedder(load_settings(state.db).embedder)
-    reports = run(data, list(dict.fromkeys(recipes)), embedder, progress, show)
-    if len(reports) > 1 and not state.as_json:
-        overall = {r["recipe"]: r["retrieval"]["overall"] for r in reports}
-        click.echo(format_table(overall, _present(columns, overall), "recipe"))
-    payload: Any = reports[0] if len(reports) == 1 else reports
-    if out is not None:
-        try:
-            out.write_text(to_json(payload) + "\n", encoding="utf-8")
-        except OSError as exc:
-            raise click.FileError(str(out), exc.strerror) from None
-        click.echo(f"wrote {out}", err=True)
-    if state.as_json:
-        click.echo(to_json(payload))
-
-
-def _present(columns: Sequence[str], rows: Mapping[str, Mapping[str, float]]) -> list[str]:
-    """The columns that at least one row has a value for."""
-    return [c for c in columns if any(c in row for row in rows.values())]
-
-
-def _format_report(report: Mapping[str, Any], columns: Sequence[str]) -> str:
-    """One recipe's report: a header, a table per category plus overall, and timings."""
-    retrieval = report["retrieval"]
-    rows = {**retrieval["by_category"], "overall": retrieval["overall"]}
-    ingest, search_ = report["ingest"], report["search"]
-    return "\n".join([
-        f"{_BENCH_TITLES.get(report['benchmark'], report['benchmark'])}  "
-        f"recipe={report['recipe']}  embedder={report['embedder']}",
-        f"{report['n_conversations']} conversations, {report['n_questions']} questions scored, "
-        f"{report['skipped_questions']} skipped",
-        "",
-        format_table(rows, _present(columns, rows), "category"),
-        "",
-        f"ingest: {ingest['turns']} turns in {ingest['seconds']:.2f} s "
-        f"({ingest['turns_per_second']:.1f} turns/s)",
-        f"search: {search_['queries']} queries, p50 {search_['p50_ms']:.1f} ms, "
-        f"p95 {search_['p95_ms']:.1f} ms",
-        "",
-    ])  # fmt: skip
+from remem.cli import bench as _bench  # noqa: E402,F401  (registers `remem bench`)
