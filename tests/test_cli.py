@@ -396,7 +396,8 @@ def test_every_command_has_help_with_an_example(path: list[str]) -> None:
 
 def test_all_commands_are_there() -> None:
     assert set(main.commands) == {
-        "add", "search", "list", "get", "delete", "history", "export", "import", "stats", "bench",
+        "add", "search", "context", "list", "get", "delete", "history", "export", "import",
+        "stats", "bench",
     }  # fmt: skip
     assert set(bench.commands) == {"locomo", "longmemeval", "vectors"}
 
@@ -452,3 +453,23 @@ def test_bench_vectors_compares_index_options() -> None:
     cached = report["options"]["numpy-cached"]
     assert cached["available"] and cached["recall@k"] == 1.0
     assert report["options"]["numpy-reload"]["recall@k"] == 1.0
+
+
+def test_context_command_prints_a_budgeted_block(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    db = str(tmp_path / "ctx.db")
+    runner = CliRunner()
+    added = runner.invoke(
+        main, ["--db", db, "add", "-u", "ana", "--id", "m1", "--name", "Ana", "--session", "s1",
+               "--timestamp", "2023-05-08T13:56:00", "I moved to Lisbon in May"],
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    shown = runner.invoke(main, ["--db", db, "context", "-u", "ana", "--budget", "100", "Lisbon"])
+    assert shown.exit_code == 0, shown.output
+    assert "- 13:56 Ana: I moved to Lisbon in May [m1]" in shown.output
+    data = json.loads(
+        runner.invoke(main, ["--db", db, "--json", "context", "-u", "ana", "Lisbon"]).output
+    )
+    assert data["tokens"] <= data["budget_tokens"] == 1000
+    assert data["items"][0]["memory"]["source_ids"] == ["m1"]

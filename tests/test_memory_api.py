@@ -323,6 +323,8 @@ EXPECTED_PUBLIC_API = {
     "AsyncMemory",
     "ConfigError",
     "ConflictError",
+    "Context",
+    "ContextItem",
     "CorruptStoreError",
     "DataFormatError",
     "EmbedderConfig",

@@ -1,6 +1,7 @@
 """remem: long-term memory for LLM agents, offline by default."""
 
 from remem.config import EmbedderConfig, MemoryConfig, StoreConfig
+from remem.context import Context, ContextItem
 from remem.engine import AsyncMemory, Memory
 from remem.errors import (
     ConfigError,
@@ -34,6 +35,8 @@ __all__ = [
     "AsyncMemory",
     "ConfigError",
     "ConflictError",
+    "Context",
+    "ContextItem",
     "CorruptStoreError",
     "DataFormatError",
     "EmbedderConfig",

@@ -11,6 +11,7 @@ from typing import Any
 
 from remem import portability
 from remem.config import EmbedderConfig, MemoryConfig, StoreConfig
+from remem.context import Context, pack
 from remem.embedders.base import Embedder
 from remem.errors import InvalidInputError, NotFoundError
 from remem.formation.turns import turn_embed_text, turn_index_text, turn_memories
@@ -182,6 +183,36 @@ class Memory:
         took = (time.perf_counter() - started) * 1000
         return SearchResults(query=text, recipe=chosen.name, hits=hits, took_ms=took, explain=info)
 
+    def context(
+        self,
+        query: str,
+        *,
+        budget_tokens: int = 1000,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        kinds: str | Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        since: Any = None,
+        until: Any = None,
+        recipe: str | Recipe | None = None,
+        candidates: int = 50,
+    ) -> Context:
+        """The best memories for ``query`` that fit ``budget_tokens``, laid out for a prompt.
+
+        Tokens are counted with remem's bundled WordPiece tokenizer (``Context.tokenizer``);
+        lines are grouped by session and date, each citing its source message ids.
+        """
+        budget = check_limit(budget_tokens, "budget_tokens", 1_000_000)
+        depth = check_limit(candidates, "candidates")
+        results = self.search(
+            query, user_id=user_id, agent_id=agent_id, session_id=session_id, kinds=kinds,
+            metadata=metadata, since=since, until=until, limit=depth, recipe=recipe,
+        )  # fmt: skip
+        slots = self.store.positions(self.namespace, [h.memory.id for h in results.hits])
+        order = {memory_id: slot[1] for memory_id, slot in slots.items()}
+        return pack(results.query, results.hits, budget, positions=order)
+
     def get(self, memory_id: str) -> MemoryRecord:
         """One memory by id; ``NotFoundError`` if it is unknown in this namespace."""
         found = self.store.get_memories(self.namespace, [check_id(memory_id, "memory_id")])
@@ -308,6 +339,11 @@ class AsyncMemory:
     async def search(self, query: str, **kwargs: Any) -> SearchResults:
         """See ``Memory.search``."""
         result: SearchResults = await self._run("search", query, **kwargs)
+        return result
+
+    async def context(self, query: str, **kwargs: Any) -> Context:
+        """See ``Memory.context``."""
+        result: Context = await self._run("context", query, **kwargs)
         return result
 
     async def get(self, memory_id: str) -> MemoryRecord:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -22,11 +23,15 @@ from remem.bench.metrics import (
     turn_metrics,
 )
 from remem.config import EmbedderConfig, MemoryConfig, StoreConfig
+from remem.context import pack
 from remem.embedders.base import Embedder
 from remem.engine import Memory
+from remem.models import SearchHit
 from remem.retrieval.recipes import get_recipe
+from remem.tokens import count_tokens
 
 SEARCH_DEPTH = 50  # hits asked per question; enough to rank 20 distinct turns
+CONTEXT_BUDGETS = (500, 1000, 1500, 2000)
 
 
 @dataclass(frozen=True)
@@ -70,9 +75,26 @@ def _score(dataset: BenchDataset, question: BenchQuestion, ranked: list[str]) ->
     return metrics
 
 
+def _context_metrics(
+    question: BenchQuestion, hits: Sequence[SearchHit], count: Callable[[str], int]
+) -> dict[str, float]:
+    """For each budget: are all / any evidence turns in the packed context, and its size."""
+    out: dict[str, float] = {}
+    gold = set(question.evidence)
+    for budget in CONTEXT_BUDGETS:
+        context = pack(question.text, hits, budget, count)
+        cited = set(context.source_ids)
+        out[f"recall_all@{budget}tok"] = float(gold <= cited)
+        out[f"recall_any@{budget}tok"] = float(bool(gold & cited))
+        out[f"mean_tokens@{budget}tok"] = float(context.tokens)
+    return out
+
+
 def evaluate(memory: Memory, dataset: BenchDataset, recipe: str, progress: bool) -> dict[str, Any]:
     """Ask every scored question with one recipe; return the retrieval and search parts."""
     acc = MetricAccumulator()
+    packed = MetricAccumulator()
+    count = functools.lru_cache(maxsize=100_000)(count_tokens)
     timings: list[float] = []
     questions = [(c, q) for c in dataset.conversations for q in c.questions if not q.abstention]
     for conv, question in tqdm(questions, desc=f"search [{recipe}]", disable=not progress):
@@ -83,10 +105,13 @@ def evaluate(memory: Memory, dataset: BenchDataset, recipe: str, progress: bool)
         metrics = _score(dataset, question, ranked)
         if metrics:
             acc.add(question.category, metrics)
+        if question.evidence:
+            packed.add(question.category, _context_metrics(question, hits.hits, count))
     summary = acc.summary()
     return {
         "n_questions": len(acc),
         "retrieval": {"overall": summary["overall"], "by_category": summary["by_category"]},
+        "context": {k: v for k, v in packed.summary()["overall"].items() if k != "n"},
         "search": {
             "queries": len(timings),
             "p50_ms": percentile(timings, 50) if timings else 0.0,

@@ -158,6 +158,7 @@ def _format_report(report: Mapping[str, Any], columns: Sequence[str]) -> str:
         f"({ingest['turns_per_second']:.1f} turns/s)",
         f"search: {search_['queries']} queries, p50 {search_['p50_ms']:.1f} ms, "
         f"p95 {search_['p95_ms']:.1f} ms",
+        *_context_lines(report.get("context", {})),
         "",
     ])  # fmt: skip
 
@@ -191,3 +192,14 @@ def vectors_(state: State, rows: int, queries: int, k: int) -> None:
     missing = [name for name, info in report["options"].items() if not info.get("available")]
     if missing:
         click.echo(f"unavailable here: {', '.join(missing)}")
+
+
+def _context_lines(context: Mapping[str, float]) -> list[str]:
+    """Context-budget recall, one line per budget."""
+    budgets = sorted({int(k.split("@")[1][:-3]) for k in context})
+    return [
+        f"context @{b} tokens: recall_all {context[f'recall_all@{b}tok']:.3f}, "
+        f"recall_any {context[f'recall_any@{b}tok']:.3f}, "
+        f"mean {context[f'mean_tokens@{b}tok']:.0f} tokens"
+        for b in budgets
+    ]

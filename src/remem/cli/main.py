@@ -434,6 +434,57 @@ def search(
         click.echo(line)
 
 
+@main.command()
+@click.argument("query")
+@_scope_options
+@_kind_option
+@click.option(
+    "--budget",
+    type=click.IntRange(1, 1_000_000),
+    default=1000,
+    show_default=True,
+    help="Token budget for the packed memories.",
+)
+@click.option(
+    "--recipe",
+    type=click.Choice(sorted(RECIPES)),
+    help="Retrieval recipe.  [default: REMEM_RECIPE or default]",
+)
+@pass_state
+def context(
+    state: State,
+    query: str,
+    user_id: str | None,
+    agent_id: str | None,
+    session_id: str | None,
+    kinds: tuple[str, ...],
+    budget: int,
+    recipe: str | None,
+) -> None:
+    """Print the best memories for QUERY that fit a token budget, ready for a prompt.
+
+    Lines are grouped by session and date and cite their source message ids;
+    tokens are counted with remem's bundled WordPiece tokenizer.
+
+    \b
+    Example:
+      remem context -u ana --budget 500 "where does Ana live?"
+    """
+    result = state.memory().context(
+        _arg_text(query, "QUERY"), budget_tokens=budget, user_id=user_id, agent_id=agent_id,
+        session_id=session_id, kinds=kinds or None, recipe=recipe,
+    )  # fmt: skip
+    if state.as_json:
+        click.echo(to_json(result))
+        return
+    click.echo(result.text or "(no memories fit)")
+    click.echo(
+        f"{result.tokens} of {result.budget_tokens} tokens ({result.tokenizer}), "
+        f"{len(result.items)} memories",
+        err=True,
+    )
+
+
 def _format_hits(results: SearchResults, explain: bool) -> list[str]:
     """Human lines for a search: a header, then each hit with its sources."""
     noun = "hit" if len(results) == 1 else "hits"
