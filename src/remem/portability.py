@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +59,7 @@ def read_jsonl(path: Path) -> tuple[dict[str, Any], list[tuple[int, dict[str, An
         raise DataFormatError(f"{path} is not UTF-8 text: {exc}") from exc
     except OSError as exc:
         raise DataFormatError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    rows = list(_parse_lines(path, lines))
+    rows = jsonl_objects(path, lines)
     if not rows or rows[0][1].get("type") != "header" or rows[0][1].get("format") != FORMAT:
         raise DataFormatError(
             f"{path} is not a remem export: line 1 must be a header with format {FORMAT!r}"
@@ -71,17 +70,23 @@ def read_jsonl(path: Path) -> tuple[dict[str, Any], list[tuple[int, dict[str, An
     return header, rows[1:]
 
 
-def _parse_lines(path: Path, lines: list[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+def jsonl_objects(
+    path: Path, lines: list[str], example: str = ""
+) -> list[tuple[int, dict[str, Any]]]:
+    """The JSON objects of a JSONL text with their line numbers; blank lines are skipped."""
+    out: list[tuple[int, dict[str, Any]]] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             item = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DataFormatError(f"{path} line {number} is not valid JSON: {exc.msg}") from exc
+            raise DataFormatError(f"{path} line {number} is not valid JSON ({exc.msg})") from exc
         if not isinstance(item, dict):
-            raise DataFormatError(f"{path} line {number} must be a JSON object")
-        yield number, item
+            hint = f" like {example}" if example else ""
+            raise DataFormatError(f"{path} line {number} must be a JSON object{hint}")
+        out.append((number, item))
+    return out
 
 
 def import_jsonl(store: Store, namespace: str, embedder: Embedder, path: Path) -> int:

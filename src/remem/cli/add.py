@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,6 +23,7 @@ from remem.cli.main import (
 from remem.engine import Memory
 from remem.errors import ConflictError, DataFormatError, InvalidInputError, RememError
 from remem.models import ROLES
+from remem.portability import jsonl_objects
 
 BATCH_SIZE = 256
 _BATCH_INDEX = re.compile(r"messages\[(\d+)\](\.?)")
@@ -111,20 +111,8 @@ def _read_messages(path: Path) -> list[tuple[int, dict[str, Any]]]:
         raw = path.read_bytes()
     except OSError as exc:
         raise DataFormatError(f"cannot read {path}: {exc.strerror}") from None
-    out: list[tuple[int, dict[str, Any]]] = []
-    for number, line in enumerate(_decode(raw, str(path)).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataFormatError(f"{path} line {number} is not valid JSON ({exc.msg})") from None
-        if not isinstance(item, dict):
-            raise DataFormatError(
-                f"{path} line {number} must be a JSON object like "
-                '{"role": "user", "content": "hi"}'
-            )
-        out.append((number, item))
+    lines = _decode(raw, str(path)).splitlines()
+    out = jsonl_objects(path, lines, '{"role": "user", "content": "hi"}')
     if not out:
         raise DataFormatError(f"{path} holds no messages (one JSON object per line)")
     return out

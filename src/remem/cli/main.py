@@ -180,6 +180,14 @@ def _scope_options(func: F) -> F:
     return click.option("--user", "-u", "user_id", help="User id.")(func)
 
 
+def _recipe_option(func: F) -> F:
+    return click.option(
+        "--recipe",
+        type=click.Choice(sorted(RECIPES)),
+        help="Retrieval recipe.  [default: REMEM_RECIPE or default]",
+    )(func)
+
+
 def _kind_option(func: F) -> F:
     return click.option(
         "--kind",
@@ -231,11 +239,7 @@ pass_state = click.make_pass_decorator(State)
 @_scope_options
 @_kind_option
 @click.option("--limit", "-n", type=int, default=10, show_default=True, help="Hits to return.")
-@click.option(
-    "--recipe",
-    type=click.Choice(sorted(RECIPES)),
-    help="Retrieval recipe.  [default: REMEM_RECIPE or default]",
-)
+@_recipe_option
 @click.option("--since", help="Only memories from this time on (ISO 8601).")
 @click.option("--until", help="Only memories before this time (ISO 8601).")
 @click.option("--explain", is_flag=True, help="Show each hit's per-channel scores.")
@@ -285,11 +289,7 @@ def search(
     show_default=True,
     help="Token budget for the packed memories.",
 )
-@click.option(
-    "--recipe",
-    type=click.Choice(sorted(RECIPES)),
-    help="Retrieval recipe.  [default: REMEM_RECIPE or default]",
-)
+@_recipe_option
 @pass_state
 def context(
     state: State,

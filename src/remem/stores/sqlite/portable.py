@@ -14,29 +14,24 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from remem.errors import DataFormatError
-from remem.export_format import EVENT_FIELDS, JSON_FIELDS, MEMORY_FIELDS, MESSAGE_FIELDS
+from remem.export_format import FIELDS, JSON_FIELDS
+from remem.util import dumps
 
-_MESSAGE_FIELDS = MESSAGE_FIELDS
-_MEMORY_FIELDS = MEMORY_FIELDS
-_EVENT_FIELDS = EVENT_FIELDS
-_JSON_FIELDS = JSON_FIELDS
+_TABLES = {"message": "messages", "memory": "memories", "event": "memory_events"}
 
 
 def _decode(field: str, value: Any) -> Any:
-    return json.loads(value) if field in _JSON_FIELDS and value is not None else value
+    return json.loads(value) if field in JSON_FIELDS and value is not None else value
 
 
 def _encode(field: str, value: Any) -> Any:
-    if field in _JSON_FIELDS and value is not None:
-        return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return value
+    return dumps(value) if field in JSON_FIELDS and value is not None else value
 
 
 def dump_rows(conn: sqlite3.Connection, namespace: str) -> Iterator[dict[str, Any]]:
     """Messages, then memories, then events of one namespace, in insertion order."""
-    tables = (("message", "messages", _MESSAGE_FIELDS), ("memory", "memories", _MEMORY_FIELDS),
-              ("event", "memory_events", _EVENT_FIELDS))  # fmt: skip
-    for kind, table, fields in tables:
+    for kind, table in _TABLES.items():
+        fields = FIELDS[kind]
         extra = ", embedding" if kind == "memory" else ""
         cursor = conn.execute(
             f"SELECT {', '.join(fields)}{extra} FROM {table} WHERE namespace = ? "
@@ -54,14 +49,12 @@ def dump_rows(conn: sqlite3.Connection, namespace: str) -> Iterator[dict[str, An
 
 def load_rows(conn: sqlite3.Connection, namespace: str, items: Sequence[Mapping[str, Any]]) -> int:
     """Insert dumped rows into ``namespace``; the caller holds the transaction."""
-    specs = {"message": ("messages", _MESSAGE_FIELDS), "memory": ("memories", _MEMORY_FIELDS),
-             "event": ("memory_events", _EVENT_FIELDS)}  # fmt: skip
     written = 0
     for number, item in enumerate(items, start=1):
         kind = item.get("type")
-        if kind not in specs:
-            raise DataFormatError(f"row {number}: unknown type {kind!r}; expected {sorted(specs)}")
-        table, fields = specs[kind]
+        if kind not in FIELDS:
+            raise DataFormatError(f"row {number}: unknown type {kind!r}; expected {sorted(FIELDS)}")
+        table, fields = _TABLES[kind], FIELDS[kind]
         missing = [f for f in fields if f not in item]
         if missing:
             raise DataFormatError(f"row {number} ({kind}): missing fields {missing}")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,6 @@ from remem.stores.sqlite.migrations import apply_migrations
 from remem.stores.sqlite.portable import dump_rows, load_rows
 from remem.util import dumps, to_db_time, utcnow
 
-log = logging.getLogger(__name__)
 APP_ID = "remem"
 # ids, their unit vectors, and expiry times (None when nothing in the scope expires)
 _CachedVectors = tuple[list[str], npt.NDArray[np.float32], npt.NDArray[Any] | None]
@@ -263,8 +262,6 @@ class SQLiteStore(Store):
         reason: str,
     ) -> MemoryRecord:
         """Apply changes to one memory and log the UPDATE with before and after."""
-        from dataclasses import replace
-
         with self._transaction() as conn:
             before = self._get_one(namespace, memory_id)
             after = replace(before, **dict(changes), updated_at=utcnow())
