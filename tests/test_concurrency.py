@@ -68,8 +68,18 @@ def test_several_processes_write_the_same_file(tmp_path, embedder):
     with Memory(path, embedder=embedder) as mem:
         stats = mem.stats()
         total = WORKERS * PER_WORKER
-        assert (stats.messages, stats.memories, stats.events) == (total, total, total)
+        # each session is summarised at 4, 8, 12, 16 and 20 turns; each new summary
+        # supersedes the previous one
+        summaries = WORKERS * (PER_WORKER // 4)
+        assert (stats.messages, stats.memories_by_kind) == (
+            total,
+            {"turn": total, "summary": summaries},
+        )
+        assert stats.events == total + summaries + (summaries - WORKERS)  # ADD + SUPERSEDE
         assert stats.users == WORKERS
+        for worker in range(WORKERS):
+            current = mem.list(user_id=f"user{worker}", kinds=["summary"])
+            assert len(current) == 1 and current[0].attributes["turns"] == PER_WORKER
         for worker in range(WORKERS):
             for n in range(PER_WORKER):
                 hits = mem.search(word(worker, n), recipe="bm25", limit=3)
@@ -77,7 +87,8 @@ def test_several_processes_write_the_same_file(tmp_path, embedder):
             found = mem.search(f"worker {worker} note 7 codeword {word(worker, 7)}",
                                user_id=f"user{worker}")  # fmt: skip
             assert found[0].source_ids == (f"w{worker}-7",)
-            assert len(mem.list(user_id=f"user{worker}", limit=1000)) == PER_WORKER
+            turns = mem.list(user_id=f"user{worker}", kinds=["turn"], limit=1000)
+            assert len(turns) == PER_WORKER
 
 
 def test_threads_share_one_memory(memory):

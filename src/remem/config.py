@@ -27,6 +27,31 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class EnrichConfig:
+    """What ``add`` derives from each message, deterministically (no LLM).
+
+    ``entities``: names and titles, linked to the scope's entity table. ``times``: time
+    expressions resolved against when the message was said. ``keyphrases``: the
+    ``keyphrases_per_turn`` most surprising phrases (at least ``keyphrase_min_bits``).
+    ``summaries``: an extractive summary memory per session, refreshed as it grows.
+    ``keyphrase_decay``: how much an entity's strength keeps per later session.
+    """
+
+    entities: bool = True
+    times: bool = True
+    keyphrases: bool = True
+    summaries: bool = True
+    keyphrases_per_turn: int = 3
+    keyphrase_min_bits: float = 3.0
+    keyphrase_decay: float = 0.9
+
+    @classmethod
+    def none(cls) -> EnrichConfig:
+        """Verbatim turns only: no entities, times, key phrases or summaries."""
+        return cls(entities=False, times=False, keyphrases=False, summaries=False)
+
+
+@dataclass(frozen=True)
 class MemoryConfig:
     """Everything ``Memory`` needs; build it yourself or let ``remem.settings`` read it."""
 
@@ -35,3 +60,4 @@ class MemoryConfig:
     namespace: str = "default"
     recipe: str = "default"
     max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS
+    enrich: EnrichConfig = field(default_factory=EnrichConfig)

@@ -6,6 +6,8 @@ import asyncio
 import builtins
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +16,26 @@ from remem.config import EmbedderConfig, MemoryConfig, StoreConfig
 from remem.context import Context, pack
 from remem.embedders.base import Embedder
 from remem.errors import InvalidInputError, NotFoundError
-from remem.formation.turns import turn_embed_text, turn_index_text, turn_memories
-from remem.models import AddResult, MemoryEvent, MemoryRecord, SearchHit, SearchResults, Stats
+from remem.formation.enrich import Enriched, enrich, index_suffix
+from remem.formation.salience import entity_table
+from remem.formation.summaries import needs_refresh, summarize
+from remem.formation.turns import format_day, turn_embed_text, turn_index_text, turn_memories
+from remem.models import (
+    AddResult,
+    Entity,
+    MemoryEvent,
+    MemoryRecord,
+    Message,
+    Scope,
+    SearchHit,
+    SearchResults,
+    Stats,
+)
 from remem.registry import create_embedder, create_store
 from remem.retrieval.recipes import Recipe, get_recipe
 from remem.retrieval.search import search as run_search
 from remem.stores.base import MemoryFilter, NewMemory, Store, WriteBatch
-from remem.util import parse_timestamp, utcnow
+from remem.util import new_id, parse_timestamp, utcnow
 from remem.validation import (
     check_id,
     check_kinds,
@@ -89,21 +104,68 @@ class Memory:
             messages, scope, parse_timestamp(timestamp), check_metadata(metadata),
             self.config.max_message_chars, now,
         )  # fmt: skip
-        records = turn_memories(logged, now)
-        vectors = self.embedder.embed([turn_embed_text(m) for m in logged])
+        stored = self.store.existing_messages(scope, [m.id for m in logged])
+        fresh = [m for m in logged if m.id not in stored]  # the store still checks conflicts
+        enriched = self._enrich(scope, fresh)
+        records = turn_memories(fresh, now, [e.attributes for e in enriched])
+        texts = [
+            turn_index_text(m, index_suffix(e.times)) for m, e in zip(fresh, enriched, strict=True)
+        ]
+        summary, supersedes = self._summary(scope, records, now)
+        if summary is not None:
+            records.append(summary.record)
+            texts.append(summary.index_text)
+        vectors = self.embedder.embed([turn_embed_text(m) for m in fresh] +
+                                      ([summary.record.text] if summary else []))  # fmt: skip
         batch = WriteBatch(
             messages=tuple(logged),
             memories=tuple(
-                NewMemory(r, turn_index_text(m), v)
-                for r, m, v in zip(records, logged, vectors, strict=True)
+                NewMemory(r, t, v) for r, t, v in zip(records, texts, vectors, strict=True)
             ),
+            supersedes=supersedes,
         )
         skipped = set(self.store.write(batch))
         return AddResult(
             message_ids=tuple(m.id for m in logged if m.id not in skipped),
-            memories=tuple(r for r in records if r.source_ids[0] not in skipped),
+            memories=tuple(r for r in records if r.kind == "turn" and r.source_ids[0]
+                           not in skipped),
             duplicate_ids=tuple(m.id for m in logged if m.id in skipped),
-        )
+            derived=(summary.record,) if summary is not None else (),
+        )  # fmt: skip
+
+    def _enrich(self, scope: Scope, messages: builtins.list[Message]) -> builtins.list[Enriched]:
+        """Entities, times and key phrases of new messages, against the scope's statistics."""
+        if not messages:
+            return []
+        flt = MemoryFilter(self.namespace, scope.user_id, scope.agent_id, kinds=("turn",))
+        known = self.store.entity_kinds(scope) if self.config.enrich.entities else {}
+        return enrich(
+            messages, known, lambda words: self.store.term_counts(flt, words),
+            self.config.enrich,
+        )  # fmt: skip
+
+    def _summary(
+        self, scope: Scope, new_turns: builtins.list[MemoryRecord], now: datetime
+    ) -> tuple[NewMemory | None, dict[str, str]]:
+        """A fresh summary of the session these turns join, if it is due, and what it
+        supersedes (the session's previous summary)."""
+        if not (self.config.enrich.summaries and new_turns and scope.session_id):
+            return None, {}
+        flt = MemoryFilter(self.namespace, scope.user_id, scope.agent_id, scope.session_id)
+        old = self.store.list_memories(replace(flt, kinds=("summary",)), limit=1)
+        turns = self.store.list_memories(replace(flt, kinds=("turn",)), limit=10_000)
+        turns = [*reversed(turns), *new_turns]  # the store lists newest first
+        done = old[0].attributes.get("turns") if old else None
+        draft = summarize(turns) if needs_refresh(len(turns), done) else None
+        if draft is None:
+            return None, {}
+        record = MemoryRecord(
+            id=new_id(), kind="summary", text=draft.text, scope=scope,
+            source_ids=draft.source_ids, occurred_at=turns[-1].occurred_at, created_at=now,
+            updated_at=now, attributes=draft.attributes,
+        )  # fmt: skip
+        when = f" [{format_day(record.occurred_at)}]" if record.occurred_at else ""
+        return NewMemory(record, draft.text + when, None), ({old[0].id: record.id} if old else {})
 
     def update(self, memory_id: str, *, reason: str = "update", **changes: Any) -> MemoryRecord:
         """Change a memory's text, metadata, pinned, expires_at or importance (audited)."""
@@ -166,17 +228,25 @@ class Memory:
         limit: int = 10,
         recipe: str | Recipe | None = None,
         explain: bool = False,
+        reference_time: Any = None,
     ) -> SearchResults:
-        """The memories that best answer ``query``, best first, with per-channel scores."""
+        """The memories that best answer ``query``, best first, with per-channel scores.
+
+        Relative time expressions in the query ("last week") are resolved against
+        ``reference_time`` (default: now). Session summaries are searched only when
+        ``kinds`` asks for them; otherwise they help rank the turns of their session.
+        """
         started = time.perf_counter()
         text = check_text(query, "query", self.config.max_message_chars)
         chosen = get_recipe(recipe) if recipe is not None else self.recipe
         flt = self._filter(user_id, agent_id, session_id, kinds, metadata, since, until)
-        run = run_search(self.store, self.embedder.embed_one, text, flt, chosen, check_limit(limit))
+        reference = parse_timestamp(reference_time, "reference_time")
+        run = run_search(self.store, self.embedder.embed_one, text, flt, chosen,
+                         check_limit(limit), utcnow(), reference)  # fmt: skip
         ids = [c.id for c in run.candidates]
         records = {r.id: r for r in self.store.get_memories(self.namespace, ids)}
         hits = tuple(
-            SearchHit(records[c.id], c.score, c.scores, rank)
+            SearchHit(records[c.id], c.score, c.scores, rank, c.channels)
             for rank, c in enumerate((c for c in run.candidates if c.id in records), start=1)
         )
         info = {**run.analysis, "filter": _describe(flt)} if explain else None
@@ -197,6 +267,7 @@ class Memory:
         until: Any = None,
         recipe: str | Recipe | None = None,
         candidates: int = 50,
+        reference_time: Any = None,
     ) -> Context:
         """The best memories for ``query`` that fit ``budget_tokens``, laid out for a prompt.
 
@@ -208,6 +279,7 @@ class Memory:
         results = self.search(
             query, user_id=user_id, agent_id=agent_id, session_id=session_id, kinds=kinds,
             metadata=metadata, since=since, until=until, limit=depth, recipe=recipe,
+            reference_time=reference_time,
         )  # fmt: skip
         slots = self.store.positions(self.namespace, [h.memory.id for h in results.hits])
         order = {memory_id: slot[1] for memory_id, slot in slots.items()}
@@ -241,6 +313,26 @@ class Memory:
             raise InvalidInputError(f"offset must be a non-negative integer, not {offset!r}")
         flt = self._filter(user_id, agent_id, session_id, kinds, metadata, since, until)
         return self.store.list_memories(flt, check_limit(limit), offset)
+
+    def entities(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        kind: str | None = None,
+        limit: int = 100,
+    ) -> builtins.list[Entity]:
+        """The scope's entity table (names, titles, key phrases), strongest first.
+
+        Strength decays per later session (``EnrichConfig.keyphrase_decay``) unless the
+        entity is mentioned again; ``kind`` keeps one kind ("name", "keyphrase", ...).
+        """
+        flt = self._filter(user_id, agent_id, session_id, None, None, None, None)
+        table = entity_table(self.store.scope_index(flt), self.config.enrich.keyphrase_decay)
+        if kind is not None:
+            table = [e for e in table if e.kind == check_text(kind, "kind")]
+        return table[: check_limit(limit)]
 
     def history(self, memory_id: str) -> builtins.list[MemoryEvent]:
         """Every change to a memory, oldest first (kept after the memory is deleted)."""
@@ -368,6 +460,11 @@ class AsyncMemory:
     async def delete_all(self, **kwargs: Any) -> dict[str, int]:
         """See ``Memory.delete_all``."""
         result: dict[str, int] = await self._run("delete_all", **kwargs)
+        return result
+
+    async def entities(self, **kwargs: Any) -> builtins.list[Entity]:
+        """See ``Memory.entities``."""
+        result: builtins.list[Entity] = await self._run("entities", **kwargs)
         return result
 
     async def history(self, memory_id: str) -> builtins.list[MemoryEvent]:

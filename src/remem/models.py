@@ -91,21 +91,25 @@ class MemoryEvent:
 
 @dataclass(frozen=True)
 class AddResult:
-    """What ``add`` stored: new message ids, new memories, and skipped duplicates."""
+    """What ``add`` stored: new message ids, their turn memories (one per new message),
+    skipped duplicates, and memories derived from the session as a whole (a summary)."""
 
     message_ids: tuple[str, ...]
     memories: tuple[MemoryRecord, ...]
     duplicate_ids: tuple[str, ...] = ()
+    derived: tuple[MemoryRecord, ...] = ()
 
 
 @dataclass(frozen=True)
 class SearchHit:
-    """One retrieved memory with its fused score and each channel's score."""
+    """One retrieved memory: its final score, and in ``scores`` each channel's raw score
+    and what each step added (time, graph, neighbours, session, ...)."""
 
     memory: MemoryRecord
     score: float
     scores: Mapping[str, float]
     rank: int
+    channels: tuple[str, ...] = ()  # the candidate channels that found it (bm25, dense, time)
 
     @property
     def source_ids(self) -> tuple[str, ...]:
@@ -136,6 +140,26 @@ class SearchResults:
 
     def __getitem__(self, index: int) -> SearchHit:
         return self.hits[index]
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A name, title or key phrase of a scope's entity table, with how it is used.
+
+    ``strength`` sums the weights of its mentions, each decayed by the sessions since
+    (key phrases weigh their surprisal in bits, names 1); ``memory_ids`` are the memories
+    naming it, oldest first.
+    """
+
+    key: str
+    name: str
+    kind: str
+    mentions: int
+    sessions: int
+    strength: float
+    first_seen: datetime | None
+    last_seen: datetime | None
+    memory_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True)

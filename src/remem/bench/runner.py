@@ -7,6 +7,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,11 @@ def ingest(memory: Memory, dataset: BenchDataset, progress: bool) -> IngestTimin
     return IngestTiming(total, time.perf_counter() - started)
 
 
+def _last_time(conv: BenchConversation) -> datetime | None:
+    """When a question without a date is asked: at the end of the conversation."""
+    return max((t.timestamp for t in conv.turns if t.timestamp is not None), default=None)
+
+
 def _sessions(conv: BenchConversation) -> list[tuple[str, list[Any]]]:
     groups: dict[str, list[Any]] = {}
     for turn in conv.turns:
@@ -97,9 +103,13 @@ def evaluate(memory: Memory, dataset: BenchDataset, recipe: str, progress: bool)
     count = functools.lru_cache(maxsize=100_000)(count_tokens)
     timings: list[float] = []
     questions = [(c, q) for c in dataset.conversations for q in c.questions if not q.abstention]
+    last = {c.id: _last_time(c) for c in dataset.conversations}
     for conv, question in tqdm(questions, desc=f"search [{recipe}]", disable=not progress):
         started = time.perf_counter()
-        hits = memory.search(question.text, user_id=conv.id, limit=SEARCH_DEPTH, recipe=recipe)
+        hits = memory.search(
+            question.text, user_id=conv.id, limit=SEARCH_DEPTH, recipe=recipe,
+            reference_time=question.asked_at or last[conv.id],
+        )  # fmt: skip
         timings.append((time.perf_counter() - started) * 1000)
         ranked = dedupe(s for h in hits for s in h.source_ids)
         metrics = _score(dataset, question, ranked)

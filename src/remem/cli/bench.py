@@ -13,9 +13,9 @@ from remem.bench.datasets import load_dataset
 from remem.bench.metrics import format_table
 from remem.bench.runner import run
 from remem.cli.main import F, State, _check_writable, main, pass_state, to_json
-from remem.errors import DataFormatError
+from remem.errors import DataFormatError, InvalidInputError
 from remem.registry import create_embedder
-from remem.retrieval.recipes import RECIPES
+from remem.retrieval.recipes import RECIPES, ablations, get_recipe
 from remem.settings import load_settings
 
 _BENCH_TITLES = {"locomo": "LoCoMo", "longmemeval": "LongMemEval"}
@@ -27,6 +27,10 @@ LOCOMO_COLUMNS = (
     "turn_recall_all@5", "turn_recall_any@5", "turn_recall_all@10", "turn_recall_any@10",
     "turn_recall_all@20", "session_recall_any@5", "ndcg@10", "n",
 )  # fmt: skip
+KEY_METRICS = {
+    "locomo": ("turn_recall_all@10", "turn_recall_any@5", "session_recall_any@5"),
+    "longmemeval": ("session_recall_any@5", "session_recall_all@5", "turn_recall_any@5"),
+}
 # ----------------------------------------------------------------------------- bench
 
 
@@ -43,6 +47,17 @@ def bench() -> None:
     """
 
 
+def _check_recipes(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
+    for name in value:
+        try:
+            get_recipe(name)
+        except InvalidInputError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
 def _bench_options(func: F) -> F:
     func = click.option("--no-progress", is_flag=True, help="Hide the progress bars.")(func)
     func = click.option(
@@ -51,13 +66,20 @@ def _bench_options(func: F) -> F:
         help="Write the report as JSON (a list when several recipes are given).",
     )(func)
     func = click.option(
+        "--ablate",
+        is_flag=True,
+        help="Also run the default recipe with each of its mechanisms switched off, and "
+        "print what each one adds per category.",
+    )(func)
+    func = click.option(
         "--recipe",
         "recipes",
         multiple=True,
-        type=click.Choice(sorted(RECIPES)),
+        callback=_check_recipes,
         default=("default",),
         show_default=True,
-        help="Recipe to evaluate (repeatable; one ingest serves them all).",
+        help=f"Recipe to evaluate (repeatable; one ingest serves them all): one of "
+        f"{', '.join(sorted(RECIPES))}, or '<recipe>-no-<mechanism>' to switch one off.",
     )(func)
     return click.argument("data", type=click.Path(exists=True, dir_okay=False, path_type=Path))(
         func
@@ -68,7 +90,12 @@ def _bench_options(func: F) -> F:
 @_bench_options
 @pass_state
 def locomo(
-    state: State, data: Path, recipes: tuple[str, ...], out: Path | None, no_progress: bool
+    state: State,
+    data: Path,
+    recipes: tuple[str, ...],
+    ablate: bool,
+    out: Path | None,
+    no_progress: bool,
 ) -> None:
     """Benchmark retrieval on a LoCoMo file (locomo10.json layout).
 
@@ -79,14 +106,19 @@ def locomo(
     Example:
       remem bench locomo locomo10.json --recipe default --recipe rrf --out locomo.json
     """
-    _run_bench(state, "locomo", data, recipes, out, not no_progress)
+    _run_bench(state, "locomo", data, _with_ablations(recipes, ablate), out, not no_progress)
 
 
 @bench.command()
 @_bench_options
 @pass_state
 def longmemeval(
-    state: State, data: Path, recipes: tuple[str, ...], out: Path | None, no_progress: bool
+    state: State,
+    data: Path,
+    recipes: tuple[str, ...],
+    ablate: bool,
+    out: Path | None,
+    no_progress: bool,
 ) -> None:
     """Benchmark retrieval on a LongMemEval file (longmemeval_s.json layout).
 
@@ -97,7 +129,7 @@ def longmemeval(
     Example:
       remem bench longmemeval longmemeval_s.json --out lme.json
     """
-    _run_bench(state, "longmemeval", data, recipes, out, not no_progress)
+    _run_bench(state, "longmemeval", data, _with_ablations(recipes, ablate), out, not no_progress)
 
 
 def _run_bench(
@@ -125,6 +157,9 @@ def _run_bench(
     if len(reports) > 1 and not state.as_json:
         overall = {r["recipe"]: r["retrieval"]["overall"] for r in reports}
         click.echo(format_table(overall, _present(columns, overall), "recipe"))
+        for metric in KEY_METRICS[benchmark]:
+            click.echo(f"\n{metric} per category:")
+            click.echo(format_table(*_by_category(reports, metric)))
     payload: Any = reports[0] if len(reports) == 1 else reports
     if out is not None:
         try:
@@ -134,6 +169,24 @@ def _run_bench(
         click.echo(f"wrote {out}", err=True)
     if state.as_json:
         click.echo(to_json(payload))
+
+
+def _with_ablations(recipes: Sequence[str], ablate: bool) -> list[str]:
+    return list(dict.fromkeys([*recipes, *(ablations("default") if ablate else [])]))
+
+
+def _by_category(
+    reports: Sequence[Mapping[str, Any]], metric: str
+) -> tuple[dict[str, dict[str, float]], list[str], str]:
+    """Rows: recipes; columns: categories then overall; cells: one metric."""
+    rows: dict[str, dict[str, float]] = {}
+    for report in reports:
+        retrieval = report["retrieval"]
+        row = {c: m[metric] for c, m in retrieval["by_category"].items() if metric in m}
+        row["overall"] = retrieval["overall"].get(metric, float("nan"))
+        rows[report["recipe"]] = row
+    columns = list(dict.fromkeys(c for row in rows.values() for c in row))
+    return rows, columns, "recipe"
 
 
 def _present(columns: Sequence[str], rows: Mapping[str, Mapping[str, float]]) -> list[str]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from remem.models import MemoryRecord, Message
 from remem.util import new_id
@@ -20,12 +21,14 @@ def format_day(moment: datetime) -> str:
     return f"{moment.day} {moment:%B} {moment.year}"
 
 
-def turn_index_text(message: Message) -> str:
-    """What the keyword index sees: speaker, content and the day it was said."""
+def turn_index_text(message: Message, dates: str = "") -> str:
+    """What the keyword index sees: speaker, content, the day it was said and ``dates``
+    (words for the periods the message refers to, such as "7 May 2023")."""
     text = turn_text(message)
-    if message.occurred_at is not None:
-        text = f"{text} [{format_day(message.occurred_at)}]"
-    return text
+    days = [format_day(message.occurred_at)] if message.occurred_at is not None else []
+    if dates:
+        days.append(dates)
+    return f"{text} [{' | '.join(days)}]" if days else text
 
 
 def turn_embed_text(message: Message) -> str:
@@ -33,8 +36,13 @@ def turn_embed_text(message: Message) -> str:
     return turn_text(message)
 
 
-def turn_memories(messages: Sequence[Message], now: datetime) -> list[MemoryRecord]:
-    """One ``turn`` memory per message, citing it."""
+def turn_memories(
+    messages: Sequence[Message],
+    now: datetime,
+    attributes: Sequence[Mapping[str, Any]] | None = None,
+) -> list[MemoryRecord]:
+    """One ``turn`` memory per message, citing it, with each message's enrichment."""
+    extra = attributes if attributes is not None else [{}] * len(messages)
     return [
         MemoryRecord(
             id=new_id(),
@@ -46,7 +54,7 @@ def turn_memories(messages: Sequence[Message], now: datetime) -> list[MemoryReco
             created_at=now,
             updated_at=now,
             metadata=dict(m.metadata),
-            attributes={"role": m.role, **({"speaker": m.speaker} if m.speaker else {})},
+            attributes={"role": m.role, **({"speaker": m.speaker} if m.speaker else {}), **more},
         )
-        for m in messages
+        for m, more in zip(messages, extra, strict=True)
     ]

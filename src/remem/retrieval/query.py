@@ -1,8 +1,15 @@
-"""Query analysis: the keyword terms of a question."""
+"""Query analysis: keyword terms, time windows, named entities and the question's type."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from remem.formation.entities import query_entities
+from remem.times import TimeSpan, find_times
 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?", re.UNICODE)
 
@@ -33,3 +40,69 @@ def terms(text: str) -> list[str]:
         if word and word not in STOPWORDS:
             seen.setdefault(word, None)
     return list(seen)
+
+
+# Question types that change retrieval (checked in this order on the lower-cased question).
+_INTENTS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("duration", re.compile(r"\bhow long\b(?! ago)|\bfor how long\b|\bsince when\b")),
+    ("when", re.compile(
+        r"^(?:\W*)(?:when|what (?:date|day|time|year|month|week)|which (?:date|day|year|month|"
+        r"week))\b|\bwhen (?:did|does|do|is|was|were|will|are|has|have)\b|\bhow long ago\b|"
+        r"\bwhat time\b|\bin what year\b|\bwhat year\b")),
+    ("count", re.compile(r"\bhow (?:many|much|often)\b|\bnumber of\b")),
+    ("list", re.compile(
+        r"^(?:\W*)(?:what|which) (?:(?:kinds?|types?|sorts?) of |\w+ )?"
+        r"(?!(?:is|was|has|does|this|its|his|us|yes|bus|plus|series)\b)[a-z]+[^s\W]s\b|"
+        r"\b(?:what|which) (?:are|were)\b|\bin what ways\b|\bboth\b|\ball (?:the )?\w+s\b")),
+    ("who", re.compile(r"^(?:\W*)(?:who|whom|whose)\b|\bwith whom\b|\bwho (?:did|does|is)\b")),
+    ("where", re.compile(r"^(?:\W*)where\b|\bwhat (?:city|country|place|state|town)\b")),
+    ("yesno", re.compile(
+        r"^(?:\W*)(?:is|are|was|were|do|does|did|has|have|had|can|could|would|will|should)\b")),
+)  # fmt: skip
+
+
+def intent(question: str) -> str | None:
+    """The question's type when it matters for retrieval: "when", "duration", "count",
+    "list" (answers gathered from several places), "who", "where", "yesno", or None."""
+    text = question.lower().strip()
+    for name, pattern in _INTENTS:
+        if pattern.search(text):
+            return name
+    return None
+
+
+@dataclass(frozen=True)
+class QueryAnalysis:
+    """What retrieval understood of a question."""
+
+    text: str
+    terms: tuple[str, ...]
+    intent: str | None
+    windows: tuple[TimeSpan, ...]
+    entities: tuple[str, ...]
+    reference: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready, for ``explain``."""
+        return {
+            "terms": list(self.terms),
+            "intent": self.intent,
+            "time_windows": [
+                {"text": w.text, "start": w.start.isoformat(), "end": w.end.isoformat(),
+                 "any_year": w.recurring}
+                for w in self.windows
+            ],
+            "entities": list(self.entities),
+            "reference_time": self.reference.isoformat(),
+        }  # fmt: skip
+
+
+def analyze(question: str, reference: datetime, known: Mapping[str, str]) -> QueryAnalysis:
+    """Terms, intent, time windows (relative ones resolved against ``reference``) and the
+    known entities a question names."""
+    windows = tuple(w for w in find_times(question, reference) if w.kind != "vague")
+    named = query_entities(question, known)
+    entities = tuple(dict.fromkeys(m.key for m in named if m.key in known))
+    return QueryAnalysis(
+        question, tuple(terms(question)), intent(question), windows, entities, reference
+    )

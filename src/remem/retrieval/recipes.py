@@ -1,22 +1,43 @@
-"""Retrieval strategies as data: named recipes a bench run can cite exactly."""
+"""Retrieval strategies as data: named recipes a bench run can cite exactly.
+
+Every mechanism is a field whose zero value switches it off, so an ablation is the same
+recipe with one field zeroed: ``get_recipe("default-no-graph")`` is ``default`` without
+the graph channel (see ``MECHANISMS``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from remem.errors import InvalidInputError
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """Which channels to run, how much each weighs, and how to fuse them.
+    """Which channels and steps to run, and how much each weighs.
 
-    ``fusion`` is ``"weighted"`` (normalised-score combination), or ``"rrf"``.
-    ``candidates`` is how many hits each channel contributes before fusion.
-    ``neighbours`` adds that share of the adjacent turns' fused scores to each turn;
-    ``session`` adds that share of the turn's conversation strength (the sum of its
-    ``session_top`` best scores, relative to the best conversation's).
+    First stage: ``channels`` (``bm25``, ``dense``) fused by ``fusion`` (``"weighted"``:
+    a combination of per-channel scores normalised by ``normalizer``; or ``"rrf"``),
+    ``candidates`` hits per channel. Then, each off at 0:
+
+    - ``time``: memories inside the question's time window gain this share of the top
+      score (said then, or referring to then); they join the candidates if missing.
+    - ``temporal``: for "when" / "how long" questions, memories that mention a time gain
+      this share of their own score.
+    - ``multihop``: a second keyword round, seeded by the entities and key phrases of the
+      ``multihop_seeds`` best hits that the question does not name, weighted this much.
+    - ``graph``: personalized PageRank over the memory-entity graph, seeded by the
+      question's entities and the ``graph_seeds`` best hits, weighted this much.
+    - ``neighbours``: each turn passes this share of its score to the adjacent turns
+      (which join the candidates if missing): evidence is often a question and its answer.
+    - ``session``: a turn gains this share of its conversation's strength (its
+      ``session_top`` best scores, relative to the best conversation's).
+    - ``summaries``: a turn gains this share of its session summary's match to the question.
+    - ``diversify``: for list and count questions, each further hit from a session already
+      ranked loses this share, so the answer's parts from several sessions surface.
+    - ``rerank``: a registered reranker's name; it reorders the best ``rerank_depth``.
     """
 
     name: str
@@ -25,16 +46,58 @@ class Recipe:
     normalizer: str = "minmax"
     candidates: int = 100
     rrf_k: int = 60
+    time: float = 0.0
+    temporal: float = 0.0
+    multihop: float = 0.0
+    multihop_seeds: int = 5
+    graph: float = 0.0
+    graph_seeds: int = 10
+    graph_damping: float = 0.5
     neighbours: float = 0.0
     session: float = 0.0
     session_top: int = 3
-    description: str = ""
+    summaries: float = 0.0
+    diversify: float = 0.0
+    rerank: str | None = None
+    rerank_depth: int = 30
+    description: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         if not self.channels:
             raise InvalidInputError(f"recipe {self.name!r} has no channels")
         if self.fusion not in ("weighted", "rrf"):
             raise InvalidInputError(f"recipe {self.name!r}: unknown fusion {self.fusion!r}")
+        if self.normalizer not in ("minmax", "max", "dbsf"):
+            raise InvalidInputError(f"recipe {self.name!r}: unknown normalizer {self.normalizer!r}")
+
+    def mechanisms(self) -> list[str]:
+        """The mechanisms this recipe has switched on."""
+        on = [c for c, w in self.channels.items() if w > 0]
+        return on + [m for m in MECHANISMS if m not in CHANNELS and _value(self, m)]
+
+    def without(self, mechanism: str) -> Recipe:
+        """This recipe with one mechanism switched off, named ``<name>-no-<mechanism>``."""
+        if mechanism not in MECHANISMS:
+            raise InvalidInputError(
+                f"unknown mechanism {mechanism!r}; choose one of {', '.join(MECHANISMS)}"
+            )
+        name = f"{self.name}-no-{mechanism}"
+        if mechanism in CHANNELS:
+            rest = {c: w for c, w in self.channels.items() if c != mechanism}
+            if not rest:
+                raise InvalidInputError(f"{name} would have no channels left")
+            return replace(self, name=name, channels=rest)
+        off: dict[str, Any] = {mechanism: None if mechanism == "rerank" else 0.0}
+        return replace(self, name=name, **off)
+
+
+CHANNELS = ("bm25", "dense")
+MECHANISMS = (*CHANNELS, "time", "temporal", "multihop", "graph", "neighbours", "session",
+              "summaries", "diversify", "rerank")  # fmt: skip
+
+
+def _value(recipe: Recipe, mechanism: str) -> bool:
+    return bool(getattr(recipe, mechanism))
 
 
 RECIPES: dict[str, Recipe] = {
@@ -43,9 +106,24 @@ RECIPES: dict[str, Recipe] = {
         Recipe(
             "default",
             {"bm25": 0.6, "dense": 0.4},
+            time=0.5,
+            temporal=0.2,
+            multihop=0.15,
+            graph=0.2,
             neighbours=0.3,
             session=0.5,
-            description="BM25 + dense (min-max, 0.6/0.4), neighbour-turn support, session boost",
+            summaries=0.0,
+            diversify=0.0,
+            description="BM25 + dense, time window, temporal intent, multi-hop round, "
+            "entity graph (PPR), neighbour turns, session boost",
+        ),
+        Recipe(
+            "conversation",
+            {"bm25": 0.6, "dense": 0.4},
+            neighbours=0.3,
+            session=0.5,
+            description="BM25 + dense (min-max, 0.6/0.4), neighbour-turn support, session "
+            "boost (the default of remem 0.1)",
         ),
         Recipe(
             "hybrid",
@@ -65,12 +143,22 @@ RECIPES: dict[str, Recipe] = {
 
 
 def get_recipe(name: str | Recipe) -> Recipe:
-    """A recipe by name (or the recipe itself); unknown names list the known ones."""
+    """A recipe by name (or the recipe itself); ``<recipe>-no-<mechanism>`` is an
+    ablation. Unknown names list the known ones."""
     if isinstance(name, Recipe):
         return name
-    try:
+    if name in RECIPES:
         return RECIPES[name]
-    except KeyError:
-        raise InvalidInputError(
-            f"unknown recipe {name!r}; choose one of {', '.join(sorted(RECIPES))}"
-        ) from None
+    base, sep, mechanism = name.partition("-no-")
+    if sep and base in RECIPES:
+        return RECIPES[base].without(mechanism)
+    raise InvalidInputError(
+        f"unknown recipe {name!r}; choose one of {', '.join(sorted(RECIPES))}, "
+        f"or '<recipe>-no-<mechanism>' with a mechanism of {', '.join(MECHANISMS)}"
+    )
+
+
+def ablations(name: str = "default") -> list[str]:
+    """``name`` and one ``name-no-<mechanism>`` per mechanism it uses."""
+    recipe = get_recipe(name)
+    return [recipe.name, *(f"{recipe.name}-no-{m}" for m in recipe.mechanisms())]

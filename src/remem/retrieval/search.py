@@ -1,30 +1,39 @@
-"""The search pipeline over the store contract: candidates per channel, then fusion."""
+"""The search pipeline over the store contract: analyse, gather candidates, fuse, boost.
+
+``search`` runs the recipe's steps in order; each is a named function that reads the
+current ranking and adds to it, recording what it added per memory for ``explain``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from remem.retrieval import fusion
-from remem.retrieval.query import terms
+from remem.retrieval import fusion, scope, steps
+from remem.retrieval.graph import personalized_pagerank
+from remem.retrieval.query import QueryAnalysis, analyze, terms
 from remem.retrieval.recipes import Recipe
-from remem.stores.base import MemoryFilter, Store
+from remem.stores.base import MemoryFilter, ScopeIndex, Store
 
 Embed = Callable[[str], npt.NDArray[np.float32]]
 Channels = dict[str, list[tuple[str, float]]]
+HIT_KINDS = ("turn", "keyphrase", "fact", "event", "profile", "procedure")  # not summaries
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """A fused candidate: its id, final score, each channel's raw score and each boost."""
+    """A ranked memory: its final score, what each channel and step gave it, and which
+    channels found it."""
 
     id: str
     score: float
     scores: dict[str, float]
+    channels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -35,62 +44,307 @@ class SearchRun:
     analysis: dict[str, Any] = field(default_factory=dict)
 
 
-def run_channels(
-    store: Store, embed: Embed, query: str, flt: MemoryFilter, recipe: Recipe
-) -> tuple[Channels, list[str]]:
-    """Each channel's candidates, best first, and the keyword terms used."""
+@dataclass
+class Ranking:
+    """Scores being built up, and per memory what added to them."""
+
+    scores: dict[str, float] = field(default_factory=dict)
+    parts: dict[str, dict[str, float]] = field(default_factory=dict)
+    found: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, step: str, deltas: Mapping[str, float]) -> None:
+        """Add each delta to its memory's score (memories not yet ranked join)."""
+        for item, delta in deltas.items():
+            if delta == 0:
+                continue
+            self.scores[item] = self.scores.get(item, 0.0) + delta
+            part = self.parts.setdefault(item, {})
+            part[step] = part.get(step, 0.0) + delta
+
+    def top(self, k: int) -> list[str]:
+        """The ``k`` best ids."""
+        return list(self.best(k))
+
+    def best(self, k: int) -> dict[str, float]:
+        """The ``k`` best ids and their scores (later steps work on this pool)."""
+        return dict(sorted(self.scores.items(), key=lambda kv: -kv[1])[:k])
+
+    def peak(self) -> float:
+        """The best score (0 when empty)."""
+        return max(self.scores.values(), default=0.0)
+
+
+@dataclass
+class Run:
+    """One search: its inputs, the query analysis, and the scope index (loaded lazily)."""
+
+    store: Store
+    embed: Embed
+    query: str
+    flt: MemoryFilter
+    recipe: Recipe
+    now: datetime
+    analysis: QueryAnalysis | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+    _index: ScopeIndex | None = None
+
+    @property
+    def index(self) -> ScopeIndex:
+        """Slots, times and entity links of every memory in the scope (all kinds)."""
+        if self._index is None:
+            self._index = self.store.scope_index(replace(self.flt, kinds=()))
+        return self._index
+
+    def allowed(self, ids: Sequence[str]) -> list[str]:
+        """Those ids whose kind the filter admits and which have not expired."""
+        kinds = set(self.flt.kinds or HIT_KINDS)
+        rows = scope.rows(self.index)
+        out = []
+        for item in ids:
+            row = rows.get(item)
+            if row is None or self.index.kinds[row] not in kinds:
+                continue
+            expires = self.index.expires[row]
+            if expires is None or expires > self.now:
+                out.append(item)
+        return out
+
+    def session_of(self, item: str) -> str | None:
+        """The conversation key of a turn (None for other memories)."""
+        row = scope.rows(self.index).get(item)
+        return self.index.sessions[row] if row is not None else None
+
+    def neighbours_of(self, item: str) -> list[str]:
+        """Ids of the turns adjacent to a turn."""
+        row = scope.rows(self.index).get(item)
+        if row is None:
+            return []
+        return [self.index.ids[r] for r in scope.neighbours(self.index, row)]
+
+
+def run_channels(run: Run) -> Channels:
+    """Each first-stage channel's candidates, best first."""
     out: Channels = {}
-    words = terms(query)
-    if "bm25" in recipe.channels:
-        found = store.keyword_search(words, flt, recipe.candidates)
+    words = run.analysis.terms if run.analysis else tuple(terms(run.query))
+    if "bm25" in run.recipe.channels:
+        found = run.store.keyword_search(words, run.flt, run.recipe.candidates)
         out["bm25"] = [(h.id, h.score) for h in found]
-    if "dense" in recipe.channels:
-        found = store.vector_search(embed(query), flt, recipe.candidates)
+    if "dense" in run.recipe.channels:
+        found = run.store.vector_search(run.embed(run.query), run.flt, run.recipe.candidates)
         out["dense"] = [(h.id, h.score) for h in found]
-    return out, words
+    return out
 
 
-def fuse(
-    channels: Channels,
-    recipe: Recipe,
-    slots: Callable[[list[str]], dict[str, fusion.Slot]],
-) -> list[Candidate]:
-    """Fuse channel results as the recipe says, then apply conversation-context boosts."""
+def first_stage(run: Run, channels: Channels) -> Ranking:
+    """Fuse the channels as the recipe says, remembering each channel's raw scores."""
+    recipe = run.recipe
     if recipe.fusion == "rrf":
         fused = fusion.rrf(channels, recipe.channels, recipe.rrf_k)
     else:
         fused = fusion.weighted(channels, recipe.channels, recipe.normalizer)
-    parts: dict[str, dict[str, float]] = {}
+    ranking = Ranking(scores=dict(fused))
     for name, ranked in channels.items():
         for item, score in ranked:
-            parts.setdefault(item, {})[name] = score
-    if recipe.neighbours > 0 or recipe.session > 0:
-        where = slots(list(fused))
-        for name in ("neighbours", "session"):
-            if name == "neighbours":
-                boosted = fusion.neighbour_support(fused, where, recipe.neighbours)
-            else:
-                boosted = fusion.session_boost(fused, where, recipe.session, recipe.session_top)
-            for item, score in boosted.items():
-                if score != fused[item]:
-                    parts[item][name] = score - fused[item]
-            fused = boosted
-    ordered = sorted(fused.items(), key=lambda kv: -kv[1])
-    return [Candidate(item, score, parts[item]) for item, score in ordered]
+            ranking.parts.setdefault(item, {})[name] = score
+            ranking.found.setdefault(item, []).append(name)
+    return ranking
+
+
+def time_step(run: Run, ranking: Ranking) -> None:
+    """Memories inside the question's time window gain ``recipe.time`` of the top score."""
+    windows = run.analysis.windows if run.analysis else ()
+    if run.recipe.time <= 0 or not windows:
+        return
+    index, times = run.index, scope.times_by_row(run.index)
+    peak = ranking.peak() or 1.0
+    fits = {
+        index.ids[row]: fit
+        for row in range(len(index.ids))
+        if (fit := steps.time_match(windows, index.occurred[row], times.get(row, ()))) > 0
+    }
+    matches = dict(sorted(fits.items(), key=lambda kv: -kv[1] - ranking.scores.get(kv[0], 0))
+                   [: run.recipe.candidates])  # fmt: skip
+    kept = set(run.allowed(list(matches)))
+    ranking.add("time", {i: run.recipe.time * peak * m for i, m in matches.items() if i in kept})
+    for item in kept:
+        ranking.found.setdefault(item, []).append("time")
+
+
+def temporal_step(run: Run, ranking: Ranking) -> None:
+    """For "when" and "how long" questions, memories that mention a time gain a share."""
+    if run.recipe.temporal <= 0 or not run.analysis:
+        return
+    if run.analysis.intent not in ("when", "duration"):
+        return
+    rows, times = scope.rows(run.index), scope.times_by_row(run.index)
+    dated = {
+        item: score
+        for item, score in ranking.scores.items()
+        if (row := rows.get(item)) is not None
+        and any(t.kind != "vague" for t in times.get(row, ()))
+    }
+    ranking.add("temporal", {i: run.recipe.temporal * s for i, s in dated.items()})
 
 
 def search(
-    store: Store, embed: Embed, query: str, flt: MemoryFilter, recipe: Recipe, limit: int
+    store: Store,
+    embed: Embed,
+    query: str,
+    flt: MemoryFilter,
+    recipe: Recipe,
+    limit: int,
+    now: datetime,
+    reference: datetime | None = None,
 ) -> SearchRun:
-    """The top ``limit`` fused candidates for a query, and the query analysis."""
-    channels, words = run_channels(store, embed, query, flt, recipe)
-    ranked = fuse(channels, recipe, lambda ids: store.positions(flt.namespace, ids))[:limit]
-    analysis = {
-        "terms": words,
-        "recipe": {
-            "name": recipe.name, "channels": dict(recipe.channels), "fusion": recipe.fusion,
-            "neighbours": recipe.neighbours, "session": recipe.session,
+    """The top ``limit`` memories for a query, and what the pipeline decided.
+
+    ``now`` is the clock (for expiry); ``reference`` is what relative time expressions in
+    the question are resolved against (default ``now``).
+    """
+    run = Run(store, embed, query, replace(flt, kinds=flt.kinds or HIT_KINDS), recipe, now)
+    run.analysis = analyze(query, reference or now, _known(run))
+    ranking = first_stage(run, run_channels(run))
+    for step in PIPELINE:
+        step(run, ranking)
+    ranked = sorted(ranking.scores.items(), key=lambda kv: -kv[1])
+    ids = run.allowed([i for i, _ in ranked[: max(limit * 3, 50)]])[:limit]
+    candidates = [
+        Candidate(i, ranking.scores[i], ranking.parts.get(i, {}), tuple(ranking.found.get(i, ())))
+        for i in ids
+    ]
+    return SearchRun(candidates, _explain(run, ranking))
+
+
+def _known(run: Run) -> Mapping[str, str]:
+    """The scope's entity table, when a step needs the question's entities."""
+    if run.recipe.graph > 0 or run.recipe.multihop > 0:
+        return scope.entity_kinds(run.index)
+    return {}
+
+
+def _explain(run: Run, ranking: Ranking) -> dict[str, Any]:
+    recipe = run.recipe
+    return {
+        "query": run.analysis.as_dict() if run.analysis else {"terms": terms(run.query)},
+        "recipe": {"name": recipe.name, "mechanisms": recipe.mechanisms()},
+        "candidates": {
+            name: sum(1 for found in ranking.found.values() if name in found)
+            for name in ("bm25", "dense", "time")
         },
-        "candidates": {name: len(found) for name, found in channels.items()},
-    }  # fmt: skip
-    return SearchRun(ranked, analysis)
+        **run.notes,
+    }
+
+
+def graph_step(run: Run, ranking: Ranking) -> None:
+    """Personalized PageRank from the question's entities and the best hits."""
+    recipe = run.recipe
+    if recipe.graph <= 0 or not ranking.scores or not run.index.mentions:
+        return
+    index, rows = run.index, scope.rows(run.index)
+    g = scope.graph(index, adjacency_weight=0.5)
+    seeds: dict[int, float] = {}
+    entity_rows = scope.entity_rows(index)
+    named = [j for key in (run.analysis.entities if run.analysis else ()) for j in
+             entity_rows.get(key, ())]  # fmt: skip
+    for j in named:
+        seeds[len(index.ids) + j] = 0.5 / len(named)
+    top = ranking.top(recipe.graph_seeds)
+    total = sum(ranking.scores[i] for i in top) or 1.0
+    share = 0.5 if named else 1.0
+    for item in top:
+        if item in rows:
+            seeds[rows[item]] = seeds.get(rows[item], 0.0) + share * ranking.scores[item] / total
+    walk = personalized_pagerank(g, seeds, damping=recipe.graph_damping)[: len(index.ids)]
+    best = float(walk.max()) if walk.size else 0.0
+    if best <= 0:
+        return
+    peak = ranking.peak()
+    order = np.argsort(-walk)[: recipe.candidates]
+    reached = {index.ids[r]: float(walk[r]) / best for r in order if walk[r] > 0}
+    kept = set(run.allowed(list(reached)))
+    ranking.add("graph", {i: recipe.graph * peak * s for i, s in reached.items() if i in kept})
+    run.notes["graph_seeds"] = {"entities": len(named), "memories": len(top)}
+
+
+def multihop_step(run: Run, ranking: Ranking) -> None:
+    """A second keyword round with the entities the best hits name but the question does
+    not: "what does Ana's sister do" -> the sister's name -> what she does."""
+    recipe = run.recipe
+    if recipe.multihop <= 0 or not ranking.scores or run.analysis is None:
+        return
+    index, rows = run.index, scope.rows(run.index)
+    links = scope.mentions_by_row(index)
+    asked = set(run.analysis.terms) | set(run.analysis.entities)
+    weight: dict[str, float] = {}
+    seeds = ranking.top(recipe.multihop_seeds)
+    for item in seeds:
+        for j, w in links.get(rows.get(item, -1), ()):
+            key = index.entities[j].key
+            if key not in asked and not set(key.split()) <= asked:
+                weight[key] = weight.get(key, 0.0) + w * ranking.scores[item]
+    expansion = [k for k, _ in sorted(weight.items(), key=lambda kv: -kv[1])[:6]]
+    if not expansion:
+        return
+    words = list(dict.fromkeys([*run.analysis.terms, *(w for k in expansion for w in terms(k))]))
+    found = run.store.keyword_search(words, run.flt, recipe.candidates)
+    norm = fusion.max_normalized([(h.id, h.score) for h in found])
+    peak, skip = ranking.peak(), set(seeds)
+    ranking.add("multihop", {i: recipe.multihop * peak * s for i, s in norm.items()
+                             if i not in skip})  # fmt: skip
+    run.notes["multihop_terms"] = expansion
+
+
+def neighbour_step(run: Run, ranking: Ranking) -> None:
+    """Adjacent turns support each other (and join the candidates)."""
+    pool = ranking.best(run.recipe.candidates)
+    deltas = steps.neighbour_support(pool, run.neighbours_of, run.recipe.neighbours)
+    ranking.add("neighbours", deltas)
+
+
+def session_step(run: Run, ranking: Ranking) -> None:
+    """Turns of conversations that match in several places gain."""
+    pool = ranking.best(run.recipe.candidates)
+    deltas = steps.session_support(pool, run.session_of, run.recipe.session,
+                                   run.recipe.session_top)  # fmt: skip
+    ranking.add("session", deltas)
+
+
+def summaries_step(run: Run, ranking: Ranking) -> None:
+    """Sessions whose summary matches the question lift their turns (coarse to fine)."""
+    if run.recipe.summaries <= 0 or not ranking.scores:
+        return
+    flt = replace(run.flt, kinds=("summary",))
+    words = run.analysis.terms if run.analysis else tuple(terms(run.query))
+    channels = {
+        "bm25": [(h.id, h.score) for h in run.store.keyword_search(words, flt, 20)],
+        "dense": [(h.id, h.score) for h in run.store.vector_search(run.embed(run.query), flt, 20)],
+    }
+    fused = fusion.weighted(channels, run.recipe.channels, run.recipe.normalizer)
+    sessions: dict[str, float] = {}
+    for item, score in fused.items():
+        key = run.session_of(item)
+        if key is not None:
+            sessions[key] = max(sessions.get(key, 0.0), score)
+    deltas = steps.spread_to_sessions(dict(ranking.scores), sessions, run.session_of,
+                                      run.recipe.summaries)  # fmt: skip
+    ranking.add("summaries", deltas)
+
+
+def diversify_step(run: Run, ranking: Ranking) -> None:
+    """For list and count questions, spread the top hits over sessions."""
+    if run.analysis is None or run.analysis.intent not in ("list", "count"):
+        return
+    ranking.add("diversify", steps.diversify(dict(ranking.scores), run.session_of,
+                                             run.recipe.diversify))  # fmt: skip
+
+
+PIPELINE: tuple[Callable[[Run, Ranking], None], ...] = (
+    time_step,
+    temporal_step,
+    multihop_step,
+    graph_step,
+    neighbour_step,
+    session_step,
+    summaries_step,
+    diversify_step,
+)

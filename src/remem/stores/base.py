@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from remem.annotations import TimeLink
 from remem.models import MemoryEvent, MemoryRecord, Message, Scope, Stats
 
 
@@ -46,12 +47,48 @@ class NewMemory:
 
 @dataclass(frozen=True)
 class WriteBatch:
-    """Everything one ``add`` writes, applied in one transaction or not at all."""
+    """Everything one ``add`` writes, applied in one transaction or not at all.
+
+    ``supersedes`` maps ids of existing memories to the new memories that replace them
+    (a refreshed session summary): the old ones stay, marked ``superseded_by``.
+    """
 
     messages: tuple[Message, ...] = ()
     memories: tuple[NewMemory, ...] = ()
+    supersedes: Mapping[str, str] = field(default_factory=dict)
     actor: str = "remem"
     reason: str = "add"
+
+
+@dataclass(frozen=True)
+class EntityRow:
+    """One row of a scope's entity table: a name, a title or a key phrase."""
+
+    key: str
+    name: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class ScopeIndex:
+    """What retrieval needs about the memories a filter sees, besides their text.
+
+    Per-memory fields are parallel tuples (row ``i`` describes ``ids[i]``). ``mentions``
+    links memory rows to entity rows with a weight; ``times`` lists the periods each
+    memory refers to. ``memo`` holds structures derived from the index (a graph, say),
+    built once per index: stores cache an index until their data changes.
+    """
+
+    ids: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+    sessions: tuple[str, ...] = ()
+    positions: tuple[int, ...] = ()
+    occurred: tuple[datetime | None, ...] = ()
+    expires: tuple[datetime | None, ...] = ()
+    entities: tuple[EntityRow, ...] = ()
+    mentions: tuple[tuple[int, int, float], ...] = ()
+    times: tuple[tuple[int, TimeLink], ...] = ()
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -141,6 +178,20 @@ class Store(ABC):
     def positions(self, namespace: str, ids: Sequence[str]) -> dict[str, tuple[str, int]]:
         """For each memory: a key of its conversation (user, agent, session) and the
         position of its first source message in that conversation (1-based; 0 unknown)."""
+
+    @abstractmethod
+    def scope_index(self, flt: MemoryFilter) -> ScopeIndex:
+        """Slots, times and entity links of the memories the filter sees (expiry is not
+        applied: callers check ``expires`` against their clock)."""
+
+    @abstractmethod
+    def entity_kinds(self, scope: Scope) -> dict[str, str]:
+        """Key -> kind of every entity known in the scope's user/agent (for extraction)."""
+
+    @abstractmethod
+    def term_counts(self, flt: MemoryFilter, terms: Sequence[str]) -> tuple[int, dict[str, int]]:
+        """How many memories the filter sees, and in how many of them each term (a word
+        or a phrase of words) occurs, as the keyword index tokenises it."""
 
     @abstractmethod
     def vector_search(

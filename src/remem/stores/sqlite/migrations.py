@@ -111,9 +111,43 @@ def _create_fts(conn: sqlite3.Connection) -> None:
     )
 
 
+def _create_links(conn: sqlite3.Connection) -> None:
+    # Entities are per user/agent; links name memories by id, which survives rewrites.
+    _run_script(
+        conn,
+        """
+        CREATE TABLE entities (
+            pk INTEGER PRIMARY KEY,
+            namespace TEXT NOT NULL,
+            user_id TEXT NOT NULL DEFAULT '',
+            agent_id TEXT NOT NULL DEFAULT '',
+            key TEXT NOT NULL,
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            UNIQUE (namespace, user_id, agent_id, key)
+        );
+        CREATE TABLE memory_entities (
+            memory_id TEXT NOT NULL,
+            entity_pk INTEGER NOT NULL,
+            weight REAL NOT NULL DEFAULT 1.0,
+            PRIMARY KEY (memory_id, entity_pk)
+        ) WITHOUT ROWID;
+        CREATE INDEX memory_entities_entity ON memory_entities (entity_pk);
+        CREATE TABLE memory_times (
+            memory_id TEXT NOT NULL,
+            start TEXT NOT NULL,
+            end TEXT NOT NULL,
+            kind TEXT NOT NULL
+        );
+        CREATE INDEX memory_times_memory ON memory_times (memory_id);
+        """,
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "create_core_tables", _create_core),
     (2, "create_fts5_index", _create_fts),
+    (3, "create_entity_and_time_links", _create_links),
 )
 
 

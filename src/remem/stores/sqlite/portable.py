@@ -15,6 +15,7 @@ from typing import Any
 
 from remem.errors import DataFormatError
 from remem.export_format import FIELDS, JSON_FIELDS
+from remem.stores.sqlite.links import link_memory
 from remem.util import dumps
 
 _TABLES = {"message": "messages", "memory": "memories", "event": "memory_events"}
@@ -67,6 +68,9 @@ def load_rows(conn: sqlite3.Connection, namespace: str, items: Sequence[Mapping[
             f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({','.join('?' * len(values))})",
             values,
         )
+        if kind == "memory":
+            scope = (namespace, str(item["user_id"] or ""), str(item["agent_id"] or ""))
+            link_memory(conn, str(item["id"]), scope, item["attributes"] or {})
         written += 1
     return written
 

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from remem.annotations import TimeLink
 from remem.errors import (
     ConfigError,
     ConflictError,
@@ -21,13 +24,23 @@ from remem.errors import (
     StoreError,
 )
 from remem.models import MemoryEvent, MemoryRecord, Message, Scope, Stats
-from remem.stores.base import MemoryFilter, ScoredId, Store, StoreCapabilities, WriteBatch
+from remem.stores.base import (
+    EntityRow,
+    MemoryFilter,
+    ScopeIndex,
+    ScoredId,
+    Store,
+    StoreCapabilities,
+    WriteBatch,
+)
 from remem.stores.sqlite import rows
+from remem.stores.sqlite.links import link_memory, unlink_memory
 from remem.stores.sqlite.migrations import apply_migrations
 from remem.stores.sqlite.portable import dump_rows, load_rows
-from remem.util import dumps, to_db_time, utcnow
+from remem.util import dumps, from_db_time, to_db_time, utcnow
 
 APP_ID = "remem"
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)  # the words FTS5's unicode61 tokenizer would see
 # ids, their unit vectors, and expiry times (None when nothing in the scope expires)
 _CachedVectors = tuple[list[str], npt.NDArray[np.float32], npt.NDArray[Any] | None]
 
@@ -53,7 +66,7 @@ class SQLiteStore(Store):
         self.path = str(path)
         self._lock = threading.RLock()
         self._generation = 0
-        self._vector_cache: dict[tuple[Any, ...], _CachedVectors] = {}
+        self._cache: dict[tuple[Any, ...], Any] = {}  # (what, filter) -> vectors or index
         self._cache_version: tuple[int, int] = (-1, -1)
         self._slots: dict[str, tuple[str, int]] = {}  # memory id -> slot; slots never change
         self._conn = self._connect(busy_timeout_ms)
@@ -173,6 +186,7 @@ class SQLiteStore(Store):
             with self._transaction() as conn:
                 skipped = self._skip_existing(conn, batch.messages)
                 positions = self._insert_messages(conn, batch.messages, skipped)
+                written: set[str] = set()
                 for new in batch.memories:
                     sources = set(new.record.source_ids)
                     if sources and sources <= skipped:
@@ -182,6 +196,8 @@ class SQLiteStore(Store):
                         conn, new.record, new.index_text, new.vector, positions.get(first or "", 0)
                     )
                     self._log(conn, new.record, "ADD", None, new.record, batch.reason, batch.actor)
+                    written.add(new.record.id)
+                self._supersede(conn, batch, written)
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"write to {self.path} violated a constraint: {exc}") from exc
         except sqlite3.DatabaseError as exc:
@@ -250,6 +266,23 @@ class SQLiteStore(Store):
             f"VALUES ({','.join('?' * 26)})",
             (*rows.memory_values(record), index_text, position, blob),
         )
+        s = record.scope
+        link_memory(conn, record.id, (s.namespace, s.user_id or "", s.agent_id or ""),
+                    record.attributes)  # fmt: skip
+
+    def _supersede(self, conn: sqlite3.Connection, batch: WriteBatch, written: set[str]) -> None:
+        """Mark memories replaced by ones this batch wrote, logging SUPERSEDE events."""
+        for old_id, new_id in batch.supersedes.items():
+            if new_id not in written:
+                continue
+            namespace = batch.memories[0].record.scope.namespace
+            before = self._get_one(namespace, old_id)
+            after = replace(before, superseded_by=new_id, updated_at=utcnow())
+            conn.execute(
+                "UPDATE memories SET superseded_by = ?, updated_at = ? WHERE id = ?",
+                (new_id, to_db_time(after.updated_at), old_id),
+            )
+            self._log(conn, after, "SUPERSEDE", before, after, batch.reason, batch.actor)
 
     def update_memory(
         self,
@@ -269,6 +302,7 @@ class SQLiteStore(Store):
                 "SELECT index_text, position, embedding FROM memories WHERE id = ?", (memory_id,)
             ).fetchone()
             conn.execute("DELETE FROM memories WHERE id = ?", (memory_id,))  # keeps FTS in sync
+            unlink_memory(conn, memory_id)
             if vector is None and old["embedding"] is not None:
                 vector = np.frombuffer(old["embedding"], dtype=np.float32)
             self._insert_memory(
@@ -301,6 +335,7 @@ class SQLiteStore(Store):
         with self._transaction() as conn:
             before = self._get_one(namespace, memory_id)
             conn.execute("DELETE FROM memories WHERE id = ?", (memory_id,))
+            unlink_memory(conn, memory_id)
             self._log(conn, before, "DELETE", before, None, reason, actor)
 
     def delete_scope(self, flt: MemoryFilter, actor: str) -> tuple[int, int]:
@@ -319,6 +354,7 @@ class SQLiteStore(Store):
             for record in doomed:
                 self._log(conn, record, "DELETE", record, None, "delete_all", actor)
                 conn.execute("DELETE FROM memories WHERE id = ?", (record.id,))
+                unlink_memory(conn, record.id)
             deleted = conn.execute(f"DELETE FROM messages WHERE {msg_where}", msg_params)
         return len(doomed), deleted.rowcount
 
@@ -440,21 +476,96 @@ class SQLiteStore(Store):
         return [ScoredId(ids[i], float(scores[i])) for i in top]
 
     def _vectors(self, flt: MemoryFilter) -> _CachedVectors:
+        cached: _CachedVectors = self._cached("vectors", flt, self._load_vectors)
+        return cached
+
+    def _cached(self, what: str, flt: MemoryFilter, load: Callable[[MemoryFilter], Any]) -> Any:
+        """``load(flt)``, kept until any connection writes to the file."""
         with self._lock:
             version = (self._generation, self._data_version())
             if version != self._cache_version:
-                self._vector_cache.clear()
+                self._cache.clear()
                 self._cache_version = version
-            key = (flt.namespace, flt.user_id, flt.agent_id, flt.session_id, flt.kinds,
+            key = (what, flt.namespace, flt.user_id, flt.agent_id, flt.session_id, flt.kinds,
                    tuple(sorted(flt.metadata.items())), flt.since, flt.until, flt.ids,
                    flt.current_only)  # fmt: skip
-            cached = self._vector_cache.get(key)
-            if cached is None:
-                cached = self._load_vectors(flt)
-                if len(self._vector_cache) > 256:
-                    self._vector_cache.clear()
-                self._vector_cache[key] = cached
-            return cached
+            if key not in self._cache:
+                if len(self._cache) > 256:
+                    self._cache.clear()
+                self._cache[key] = load(flt)
+            return self._cache[key]
+
+    def scope_index(self, flt: MemoryFilter) -> ScopeIndex:
+        """Slots, times and entity links of the filter's memories (cached like vectors)."""
+        index: ScopeIndex = self._cached("index", flt, self._load_index)
+        return index
+
+    def _load_index(self, flt: MemoryFilter) -> ScopeIndex:
+        where, params = rows.filter_sql(flt, "m")
+        found = self._query(
+            "SELECT m.id, m.kind, m.user_id, m.agent_id, m.session_id, m.position, "
+            f"m.occurred_at, m.expires_at FROM memories m WHERE {where} ORDER BY m.pk",
+            params,
+        )
+        row_of = {r["id"]: i for i, r in enumerate(found)}
+        entity_rows: dict[int, int] = {}
+        entities: list[EntityRow] = []
+        mentions: list[tuple[int, int, float]] = []
+        for r in self._query(
+            "SELECT me.memory_id, me.entity_pk, me.weight, e.key, e.name, e.kind "
+            "FROM memory_entities me JOIN entities e ON e.pk = me.entity_pk "
+            f"JOIN memories m ON m.id = me.memory_id WHERE {where} ORDER BY m.pk, e.pk",
+            params,
+        ):
+            if r["entity_pk"] not in entity_rows:
+                entity_rows[r["entity_pk"]] = len(entities)
+                entities.append(EntityRow(r["key"], r["name"], r["kind"]))
+            mentions.append((row_of[r["memory_id"]], entity_rows[r["entity_pk"]], r["weight"]))
+        times = [
+            (row_of[r["memory_id"]], TimeLink(date.fromisoformat(r["start"]),
+                                              date.fromisoformat(r["end"]), r["kind"]))
+            for r in self._query(
+                "SELECT t.memory_id, t.start, t.end, t.kind FROM memory_times t "
+                f"JOIN memories m ON m.id = t.memory_id WHERE {where} ORDER BY m.pk",
+                params,
+            )
+        ]  # fmt: skip
+        return ScopeIndex(
+            ids=tuple(r["id"] for r in found), kinds=tuple(r["kind"] for r in found),
+            sessions=tuple(f"{r['user_id']}\x1f{r['agent_id']}\x1f{r['session_id']}"
+                           for r in found),
+            positions=tuple(int(r["position"]) for r in found),
+            occurred=tuple(from_db_time(r["occurred_at"]) for r in found),
+            expires=tuple(from_db_time(r["expires_at"]) for r in found),
+            entities=tuple(entities), mentions=tuple(mentions), times=tuple(times),
+        )  # fmt: skip
+
+    def entity_kinds(self, scope: Scope) -> dict[str, str]:
+        """Key -> kind of the entities known to the scope's user and agent."""
+        found = self._query(
+            "SELECT key, kind FROM entities WHERE namespace = ? AND user_id = ? AND agent_id = ?",
+            [scope.namespace, scope.user_id or "", scope.agent_id or ""],
+        )
+        return {r[0]: r[1] for r in found}
+
+    def term_counts(self, flt: MemoryFilter, terms: Sequence[str]) -> tuple[int, dict[str, int]]:
+        """Memories the filter sees, and how many contain each term (FTS5 phrase match)."""
+        where, params = rows.filter_sql(flt, "m")
+        docs = int(self._query(f"SELECT count(*) FROM memories m WHERE {where}", params)[0][0])
+        counts: dict[str, int] = {}
+        for term in dict.fromkeys(terms):
+            phrase = " ".join(_WORD.findall(term))
+            if not phrase or docs == 0:
+                counts[term] = 0
+                continue
+            counts[term] = int(
+                self._query(
+                    "SELECT count(*) FROM memories_fts JOIN memories m "
+                    f"ON m.pk = memories_fts.rowid WHERE memories_fts MATCH ? AND {where}",
+                    [f'"{phrase}"', *params],
+                )[0][0]
+            )
+        return docs, counts
 
     def _load_vectors(self, flt: MemoryFilter) -> _CachedVectors:
         where, params = rows.filter_sql(flt, "m")  # no clock: expiry is applied per query

@@ -1,0 +1,80 @@
+"""The enrichment a memory carries in its attributes, and the index rows derived from them.
+
+A memory's ``attributes`` are the source of truth for what ingest found in it:
+
+- ``"entities"``: ``[{"key", "name", "kind"}]``, names and titles it mentions;
+- ``"keyphrases"``: ``[{"key", "score"}]``, its most surprising phrases (score in bits);
+- ``"times"``: ``[{"text", "start", "end", "grain", "kind"}]``, time expressions resolved
+  against when it was said (ISO dates, inclusive).
+
+Stores derive their entity and time indexes from these with the functions below, on insert
+and on import alike, so an export carries everything and nothing can drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+ENTITIES = "entities"
+KEYPHRASES = "keyphrases"
+TIMES = "times"
+KEYPHRASE_KIND = "keyphrase"
+
+
+@dataclass(frozen=True)
+class EntityLink:
+    """A memory's link to an entity-table row (a name, a title or a key phrase)."""
+
+    key: str
+    name: str
+    kind: str
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class TimeLink:
+    """A period a memory refers to (inclusive days) and what kind of reference it is."""
+
+    start: date
+    end: date
+    kind: str
+
+
+def entity_links(attributes: Mapping[str, Any]) -> list[EntityLink]:
+    """Entity and key-phrase links of a memory, one per key (first kind wins)."""
+    out: dict[str, EntityLink] = {}
+    for item in _items(attributes, ENTITIES):
+        key, name = item.get("key"), item.get("name")
+        if isinstance(key, str) and key and key not in out:
+            shown = name if isinstance(name, str) and name else key
+            out[key] = EntityLink(key, shown, str(item.get("kind") or "name"))
+    for item in _items(attributes, KEYPHRASES):
+        key, score = item.get("key"), item.get("score")
+        if isinstance(key, str) and key and key not in out:
+            weight = float(score) if isinstance(score, int | float) and score > 0 else 1.0
+            out[key] = EntityLink(key, key, KEYPHRASE_KIND, weight)
+    return list(out.values())
+
+
+def time_links(attributes: Mapping[str, Any]) -> list[TimeLink]:
+    """The resolved periods a memory mentions; malformed entries are skipped."""
+    out: list[TimeLink] = []
+    for item in _items(attributes, TIMES):
+        try:
+            start = date.fromisoformat(str(item["start"]))
+            end = date.fromisoformat(str(item["end"]))
+        except (KeyError, ValueError):
+            continue
+        if start <= end:
+            out.append(TimeLink(start, end, str(item.get("kind") or "date")))
+    return out
+
+
+def _items(attributes: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
+    value = attributes.get(name)
+    if not isinstance(value, list):
+        return []
+    return [item for item in value if isinstance(item, Mapping)]

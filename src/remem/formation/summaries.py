@@ -1,0 +1,79 @@
+"""Extractive session summaries: the session's topics and its most informative turns.
+
+A turn's salience is the surprisal of its key phrases plus the entities it names, over the
+square root of its length (long turns do not win by length alone). The summary lists the
+session's top key phrases and entities, then its most salient turns in conversation order,
+and cites those turns. Retrieval uses summaries to find the right session first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from remem.annotations import KEYPHRASE_KIND, entity_links
+from remem.models import MemoryRecord
+
+MAX_TURN_CHARS = 240
+TOPICS = 8
+MIN_TURNS = 4  # a shorter session is its own summary
+
+
+@dataclass(frozen=True)
+class SummaryDraft:
+    """A session summary before it is stored."""
+
+    text: str
+    source_ids: tuple[str, ...]
+    attributes: dict[str, Any]
+
+
+def salience(turn: MemoryRecord) -> float:
+    """Key-phrase bits plus two per named entity, over the square root of the word count."""
+    links = entity_links(turn.attributes)
+    bits = sum(link.weight for link in links if link.kind == KEYPHRASE_KIND)
+    names = sum(1 for link in links if link.kind not in (KEYPHRASE_KIND, "speaker"))
+    return (bits + 2.0 * names) / math.sqrt(max(len(turn.text.split()), 1))
+
+
+def summarize(turns: Sequence[MemoryRecord]) -> SummaryDraft | None:
+    """The summary of one session's turns (in conversation order); None when empty."""
+    if not turns:
+        return None
+    count = min(5, max(1, round(len(turns) / 8)))
+    ranked = sorted(range(len(turns)), key=lambda i: (-salience(turns[i]), i))
+    picked = sorted(ranked[:count])
+    topics = _topics(turns)
+    lines = [_clip(turns[i].text) for i in picked]
+    text = (f"Topics: {', '.join(topics)}. " if topics else "") + " … ".join(lines)
+    sources = tuple(s for i in picked for s in turns[i].source_ids)
+    return SummaryDraft(text, sources, {"turns": len(turns), "topics": topics})
+
+
+def _topics(turns: Sequence[MemoryRecord]) -> list[str]:
+    weight: dict[str, float] = {}
+    names: dict[str, str] = {}
+    for turn in turns:
+        for link in entity_links(turn.attributes):
+            if link.kind == "speaker":
+                continue
+            gain = link.weight if link.kind == KEYPHRASE_KIND else 3.0
+            weight[link.key] = weight.get(link.key, 0.0) + gain
+            names.setdefault(link.key, link.name)
+    best = sorted(weight, key=lambda k: (-weight[k], k))[:TOPICS]
+    return [names[key] for key in best]
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_TURN_CHARS else text[: MAX_TURN_CHARS - 1] + "…"
+
+
+def needs_refresh(turn_count: int, summarized: int | None) -> bool:
+    """Summarise a session once it has ``MIN_TURNS`` turns, then again each time it grew
+    by a quarter (at least ``MIN_TURNS`` turns), so a session added one turn at a time
+    gets few summary versions."""
+    if summarized is None:
+        return turn_count >= MIN_TURNS
+    return turn_count - summarized >= max(MIN_TURNS, summarized // 4)
