@@ -839,3 +839,94 @@ def test_bind_embedder_refuses_a_different_model(store_factory):
     with pytest.raises(ConfigError):
         reopened.bind_embedder("model-b", 384)
     reopened.bind_embedder("model-a", 384)
+
+
+# -- enrichment indexes: entity and time links, term counts, supersession ---------------
+
+
+def enriched(scope: Scope, text: str, entities: Sequence[str] = (), **kw: Any) -> MemoryRecord:
+    attributes = {
+        "entities": [{"key": e.lower(), "name": e, "kind": "name"} for e in entities],
+        "keyphrases": kw.pop("keyphrases", []),
+        "times": kw.pop("times", []),
+    }
+    return make_record(scope, text, kind=kw.pop("kind", "turn"), attributes=attributes, **kw)
+
+
+def test_scope_index_links_entities_and_times_of_the_filtered_memories(store_factory):
+    store = store_factory()
+    ana, bo = Scope(user_id="ana", session_id="s1"), Scope(user_id="bo", session_id="s1")
+    times = [{"text": "yesterday", "start": "2024-01-01", "end": "2024-01-01", "kind": "date"}]
+    a1 = enriched(ana, "Ana met Maria", ["Ana", "Maria"], times=times)
+    a2 = enriched(
+        ana,
+        "Maria moved to Porto",
+        ["Maria", "Porto"],
+        keyphrases=[{"key": "porto", "score": 7.5}, {"key": "moved", "score": 3.0}],
+    )
+    b1 = enriched(bo, "Bo met Maria too", ["Bo", "Maria"])
+    write_memories(store, *(new(r, unit()) for r in (a1, a2, b1)))
+
+    index = store.scope_index(MemoryFilter(user_id="ana"))
+    assert index.ids == (a1.id, a2.id)
+    assert index.kinds == ("turn", "turn")
+    assert len(set(index.sessions)) == 1
+    keys = {e.key for e in index.entities}
+    assert keys == {"ana", "maria", "porto", "moved"}  # Bo's entities stay in Bo's scope
+    mentions = {(index.ids[m], index.entities[e].key, w) for m, e, w in index.mentions}
+    assert (a2.id, "porto", 1.0) in mentions  # an entity link outranks a key phrase
+    assert (a2.id, "moved", 3.0) in mentions  # a key phrase links with its score
+    assert [(index.ids[r], t.start.isoformat(), t.kind) for r, t in index.times] == [
+        (a1.id, "2024-01-01", "date")
+    ]
+    assert store.entity_kinds(Scope(user_id="ana"))["maria"] == "name"
+    assert "bo" not in store.entity_kinds(Scope(user_id="ana"))
+
+
+def test_links_follow_updates_deletes_and_loads(store_factory):
+    store = store_factory()
+    scope = Scope(user_id="u", session_id="s")
+    record = enriched(scope, "Ana met Maria", ["Ana", "Maria"])
+    write_memories(store, new(record, unit()))
+    flt = MemoryFilter(user_id="u")
+    store.update_memory("default", record.id, {"pinned": True}, None, None, "t", "pin")
+    assert len(store.scope_index(flt).mentions) == 2  # an update keeps the links
+    target = store_factory("copy")
+    target.load("default", list(store.dump("default")))
+    assert {e.key for e in target.scope_index(flt).entities} == {"ana", "maria"}
+    store.delete_memory("default", record.id, "t", "gone")
+    assert store.scope_index(flt).mentions == ()
+
+
+def test_term_counts_count_turns_per_user_and_follow_deletes(store_factory):
+    store = store_factory()
+    ana = Scope(user_id="ana", session_id="s")
+    first = enriched(ana, "Ana's turtles love lettuce")
+    write_memories(store, new(first, unit()), new(enriched(ana, "turtles again")),
+                   new(enriched(ana, "a summary about turtles", kind="summary")),
+                   new(enriched(Scope(user_id="bo"), "turtles for Bo")))  # fmt: skip
+    docs, df = store.term_counts(Scope(user_id="ana"), ["turtles", "ana", "lettuce", "zebra"])
+    assert (docs, df) == (2, {"turtles": 2, "ana": 1, "lettuce": 1, "zebra": 0})
+    store.delete_memory("default", first.id, "t", "gone")
+    assert store.term_counts(Scope(user_id="ana"), ["turtles", "lettuce"]) == (
+        1, {"turtles": 1, "lettuce": 0}
+    )  # fmt: skip
+
+
+def test_a_batch_supersedes_an_older_memory_atomically(store_factory):
+    store = store_factory()
+    scope = Scope(user_id="u", session_id="s")
+    old = make_record(scope, "summary v1", kind="summary")
+    write_memories(store, new(old, unit()))
+    newer = make_record(scope, "summary v2", kind="summary")
+    store.write(WriteBatch(memories=(new(newer, unit()),), supersedes={old.id: newer.id}))
+    current = store.list_memories(MemoryFilter(user_id="u"))
+    assert [r.id for r in current] == [newer.id]
+    (kept,) = store.get_memories("default", [old.id])
+    assert kept.superseded_by == newer.id
+    assert [e.action for e in store.events("default", old.id)] == ["ADD", "SUPERSEDE"]
+    before = counts(store, "default")
+    v3 = make_record(scope, "v3")
+    with pytest.raises(NotFoundError):  # superseding an unknown memory writes nothing
+        store.write(WriteBatch(memories=(new(v3, unit()),), supersedes={"no-such-id": v3.id}))
+    assert counts(store, "default") == before

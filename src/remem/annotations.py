@@ -13,6 +13,7 @@ and on import alike, so an export carries everything and nothing can drift.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -22,6 +23,7 @@ ENTITIES = "entities"
 KEYPHRASES = "keyphrases"
 TIMES = "times"
 KEYPHRASE_KIND = "keyphrase"
+_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?", re.UNICODE)
 
 
 @dataclass(frozen=True)
@@ -78,3 +80,9 @@ def _items(attributes: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
     if not isinstance(value, list):
         return []
     return [item for item in value if isinstance(item, Mapping)]
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words of ``text`` in order ("Nate's" -> "nate"): the unit of the term
+    statistics stores keep for key-phrase surprisal."""
+    return [m.group(0).split("'")[0] for m in _WORD.finditer(text.lower())]

@@ -137,10 +137,9 @@ class Memory:
         """Entities, times and key phrases of new messages, against the scope's statistics."""
         if not messages:
             return []
-        flt = MemoryFilter(self.namespace, scope.user_id, scope.agent_id, kinds=("turn",))
         known = self.store.entity_kinds(scope) if self.config.enrich.entities else {}
         return enrich(
-            messages, known, lambda words: self.store.term_counts(flt, words),
+            messages, known, lambda words: self.store.term_counts(scope, words),
             self.config.enrich,
         )  # fmt: skip
 

@@ -12,10 +12,19 @@ from remem.bench import vectors as vector_bench
 from remem.bench.datasets import load_dataset
 from remem.bench.metrics import format_table
 from remem.bench.runner import run
-from remem.cli.main import F, State, _check_writable, main, pass_state, to_json
-from remem.errors import DataFormatError, InvalidInputError
+from remem.cli.main import (
+    RECIPE_HELP,
+    F,
+    State,
+    _check_writable,
+    check_recipes,
+    main,
+    pass_state,
+    to_json,
+)
+from remem.errors import DataFormatError
 from remem.registry import create_embedder
-from remem.retrieval.recipes import RECIPES, ablations, get_recipe
+from remem.retrieval.recipes import ablations
 from remem.settings import load_settings
 
 _BENCH_TITLES = {"locomo": "LoCoMo", "longmemeval": "LongMemEval"}
@@ -47,17 +56,6 @@ def bench() -> None:
     """
 
 
-def _check_recipes(
-    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
-) -> tuple[str, ...]:
-    for name in value:
-        try:
-            get_recipe(name)
-        except InvalidInputError as exc:
-            raise click.BadParameter(str(exc)) from None
-    return value
-
-
 def _bench_options(func: F) -> F:
     func = click.option("--no-progress", is_flag=True, help="Hide the progress bars.")(func)
     func = click.option(
@@ -75,11 +73,10 @@ def _bench_options(func: F) -> F:
         "--recipe",
         "recipes",
         multiple=True,
-        callback=_check_recipes,
+        callback=check_recipes,
         default=("default",),
         show_default=True,
-        help=f"Recipe to evaluate (repeatable; one ingest serves them all): one of "
-        f"{', '.join(sorted(RECIPES))}, or '<recipe>-no-<mechanism>' to switch one off.",
+        help=f"Recipe to evaluate (repeatable; one ingest serves them all): {RECIPE_HELP}.",
     )(func)
     return click.argument("data", type=click.Path(exists=True, dir_okay=False, path_type=Path))(
         func

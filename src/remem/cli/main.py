@@ -26,7 +26,7 @@ from remem.errors import (
     StoreError,
 )
 from remem.models import MEMORY_KINDS, MemoryEvent, MemoryRecord, SearchResults, Stats
-from remem.retrieval.recipes import RECIPES
+from remem.retrieval.recipes import RECIPES, get_recipe
 from remem.settings import DEFAULT_DB, load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -180,11 +180,27 @@ def _scope_options(func: F) -> F:
     return click.option("--user", "-u", "user_id", help="User id.")(func)
 
 
+def check_recipes(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Validate recipe names (one or several) with the library's own lookup."""
+    for name in value if isinstance(value, tuple) else (value,) if value else ():
+        try:
+            get_recipe(name)
+        except InvalidInputError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
+RECIPE_HELP = (
+    f"one of {', '.join(sorted(RECIPES))}, or '<recipe>-no-<mechanism>' to switch one "
+    "mechanism off (e.g. default-no-graph)"
+)
+
+
 def _recipe_option(func: F) -> F:
     return click.option(
         "--recipe",
-        type=click.Choice(sorted(RECIPES)),
-        help="Retrieval recipe.  [default: REMEM_RECIPE or default]",
+        callback=check_recipes,
+        help=f"Retrieval recipe: {RECIPE_HELP}.  [default: REMEM_RECIPE or default]",
     )(func)
 
 
@@ -242,7 +258,16 @@ pass_state = click.make_pass_decorator(State)
 @_recipe_option
 @click.option("--since", help="Only memories from this time on (ISO 8601).")
 @click.option("--until", help="Only memories before this time (ISO 8601).")
-@click.option("--explain", is_flag=True, help="Show each hit's per-channel scores.")
+@click.option(
+    "--reference-time",
+    help="Resolve relative times in QUERY ('last week') against this ISO 8601 time instead of now.",
+)
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Show the query analysis (terms, intent, time window, entities) and, per hit, "
+    "the channels that found it and what each step added.",
+)
 @pass_state
 def search(
     state: State,
@@ -255,6 +280,7 @@ def search(
     recipe: str | None,
     since: str | None,
     until: str | None,
+    reference_time: str | None,
     explain: bool,
 ) -> None:
     """Find the memories that best answer QUERY, best first.
@@ -269,7 +295,7 @@ def search(
     results = state.memory().search(
         _arg_text(query, "QUERY"), user_id=user_id, agent_id=agent_id, session_id=session_id,
         kinds=kinds or None, since=since, until=until, limit=limit, recipe=recipe,
-        explain=explain,
+        explain=explain, reference_time=reference_time,
     )  # fmt: skip
     if state.as_json:
         click.echo(to_json(results))
@@ -338,7 +364,9 @@ def _format_hits(results: SearchResults, explain: bool) -> list[str]:
         lines.append(f"{hit.rank:>3}  {hit.score:.3f}  {when}  {_short(memory.text)}")
         lines.append(f"{'':17}sources: {', '.join(memory.source_ids)}")
         if explain:
-            scores = "  ".join(f"{c}={s:.4g}" for c, s in sorted(hit.scores.items()))
+            found = ", ".join(hit.channels) or "context steps only"
+            scores = "  ".join(f"{c}={s:.4g}" for c, s in hit.scores.items())
+            lines.append(f"{'':17}found by: {found}")
             lines.append(f"{'':17}scores: {scores or '-'}")
     return lines
 
@@ -468,6 +496,42 @@ def _delete_scope(
     else:
         click.echo(f"deleted {counts['memories']} memories and {counts['messages']} messages "
                    f"of {where}")  # fmt: skip
+
+
+@main.command()
+@_scope_options
+@click.option("--kind", help="Only entities of this kind (name, speaker, title, keyphrase).")
+@click.option("--limit", "-n", type=int, default=30, show_default=True, help="Rows to show.")
+@pass_state
+def entities(
+    state: State,
+    user_id: str | None,
+    agent_id: str | None,
+    session_id: str | None,
+    kind: str | None,
+    limit: int,
+) -> None:
+    """Show the entity table: names, titles and key phrases, strongest first.
+
+    Strength adds up each mention's weight, decayed by the sessions since it was made,
+    so what a conversation keeps coming back to stays on top.
+
+    
+    Example:
+      remem entities -u ana --kind keyphrase
+    """
+    table = state.memory().entities(
+        user_id=user_id, agent_id=agent_id, session_id=session_id, kind=kind, limit=limit
+    )
+    if state.as_json:
+        click.echo(to_json(table))
+        return
+    if not table:
+        click.echo("no entities (add messages first; enrichment finds them)", err=True)
+    for e in table:
+        seen = f"{_when(e.first_seen)}..{_when(e.last_seen)}"
+        click.echo(f"{e.strength:8.2f}  {e.kind:9}  {e.mentions:4}x in {e.sessions:3} sessions"
+                   f"  {seen}  {e.name}")  # fmt: skip
 
 
 @main.command()

@@ -15,10 +15,10 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from remem.annotations import words as all_words
 from remem.formation.entities import COMMON
 from remem.retrieval.query import STOPWORDS
 
-_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?", re.UNICODE)
 _BREAK = re.compile(r"[.!?;:,()\[\]\"“”]|\s[-\u2013\u2014]\s")  # phrases never cross these
 PHRASE_BONUS = 1.0
 
@@ -35,23 +35,12 @@ def _word_ok(word: str) -> bool:
     return len(word) >= 3 and word not in STOPWORDS and word not in COMMON
 
 
-def words(text: str) -> list[str]:
-    """Lower-cased content words of ``text`` (no stopwords, no chat filler, 3+ letters)."""
-    out = []
-    for match in _WORD.finditer(text.lower()):
-        word = match.group(0).split("'")[0]
-        if _word_ok(word):
-            out.append(word)
-    return out
-
-
 def candidates(text: str) -> list[str]:
     """Content words and phrases of two adjacent content words, in order, no repeats."""
     seen: dict[str, None] = {}
     for chunk in _BREAK.split(text.lower()):
         previous: str | None = None
-        for match in _WORD.finditer(chunk):
-            word = match.group(0).split("'")[0]
+        for word in all_words(chunk):
             if not _word_ok(word):
                 previous = None
                 continue

@@ -112,10 +112,9 @@ RECIPES: dict[str, Recipe] = {
             graph=0.2,
             neighbours=0.3,
             session=0.5,
-            summaries=0.0,
-            diversify=0.0,
+            diversify=0.1,
             description="BM25 + dense, time window, temporal intent, multi-hop round, "
-            "entity graph (PPR), neighbour turns, session boost",
+            "entity graph (PPR), neighbour turns, session boost, session diversity for lists",
         ),
         Recipe(
             "conversation",

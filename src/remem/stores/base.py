@@ -189,9 +189,9 @@ class Store(ABC):
         """Key -> kind of every entity known in the scope's user/agent (for extraction)."""
 
     @abstractmethod
-    def term_counts(self, flt: MemoryFilter, terms: Sequence[str]) -> tuple[int, dict[str, int]]:
-        """How many memories the filter sees, and in how many of them each term (a word
-        or a phrase of words) occurs, as the keyword index tokenises it."""
+    def term_counts(self, scope: Scope, terms: Sequence[str]) -> tuple[int, dict[str, int]]:
+        """How many turns the scope's user/agent has, and in how many of them each word
+        occurs (words as ``remem.annotations.words`` splits a turn's text)."""
 
     @abstractmethod
     def vector_search(

@@ -112,7 +112,8 @@ def _create_fts(conn: sqlite3.Connection) -> None:
 
 
 def _create_links(conn: sqlite3.Connection) -> None:
-    # Entities are per user/agent; links name memories by id, which survives rewrites.
+    # Entities and term counts are per user/agent; links name memories by id, which
+    # survives rewrites. term_counts: in how many turns each word occurs (for key phrases).
     _run_script(
         conn,
         """
@@ -140,6 +141,14 @@ def _create_links(conn: sqlite3.Connection) -> None:
             kind TEXT NOT NULL
         );
         CREATE INDEX memory_times_memory ON memory_times (memory_id);
+        CREATE TABLE term_counts (
+            namespace TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            agent_id TEXT NOT NULL,
+            term TEXT NOT NULL,
+            docs INTEGER NOT NULL,
+            PRIMARY KEY (namespace, user_id, agent_id, term)
+        ) WITHOUT ROWID;
         """,
     )
 
@@ -147,7 +156,7 @@ def _create_links(conn: sqlite3.Connection) -> None:
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "create_core_tables", _create_core),
     (2, "create_fts5_index", _create_fts),
-    (3, "create_entity_and_time_links", _create_links),
+    (3, "create_entity_time_and_term_tables", _create_links),
 )
 
 

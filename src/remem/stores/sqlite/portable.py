@@ -70,7 +70,8 @@ def load_rows(conn: sqlite3.Connection, namespace: str, items: Sequence[Mapping[
         )
         if kind == "memory":
             scope = (namespace, str(item["user_id"] or ""), str(item["agent_id"] or ""))
-            link_memory(conn, str(item["id"]), scope, item["attributes"] or {})
+            link_memory(conn, str(item["id"]), scope, str(item["kind"]), str(item["text"]),
+                        item["attributes"] or {})  # fmt: skip
         written += 1
     return written
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -34,15 +33,19 @@ from remem.stores.base import (
     WriteBatch,
 )
 from remem.stores.sqlite import rows
-from remem.stores.sqlite.links import link_memory, unlink_memory
+from remem.stores.sqlite.links import DOCS, link_memory, unlink_memory
 from remem.stores.sqlite.migrations import apply_migrations
 from remem.stores.sqlite.portable import dump_rows, load_rows
 from remem.util import dumps, from_db_time, to_db_time, utcnow
 
 APP_ID = "remem"
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)  # the words FTS5's unicode61 tokenizer would see
 # ids, their unit vectors, and expiry times (None when nothing in the scope expires)
 _CachedVectors = tuple[list[str], npt.NDArray[np.float32], npt.NDArray[Any] | None]
+
+
+def _scope3(record: MemoryRecord) -> tuple[str, str, str]:
+    s = record.scope
+    return (s.namespace, s.user_id or "", s.agent_id or "")
 
 
 def _unit(vector: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -266,8 +269,7 @@ class SQLiteStore(Store):
             f"VALUES ({','.join('?' * 26)})",
             (*rows.memory_values(record), index_text, position, blob),
         )
-        s = record.scope
-        link_memory(conn, record.id, (s.namespace, s.user_id or "", s.agent_id or ""),
+        link_memory(conn, record.id, _scope3(record), record.kind, record.text,
                     record.attributes)  # fmt: skip
 
     def _supersede(self, conn: sqlite3.Connection, batch: WriteBatch, written: set[str]) -> None:
@@ -302,7 +304,7 @@ class SQLiteStore(Store):
                 "SELECT index_text, position, embedding FROM memories WHERE id = ?", (memory_id,)
             ).fetchone()
             conn.execute("DELETE FROM memories WHERE id = ?", (memory_id,))  # keeps FTS in sync
-            unlink_memory(conn, memory_id)
+            unlink_memory(conn, memory_id, _scope3(before), before.kind, before.text)
             if vector is None and old["embedding"] is not None:
                 vector = np.frombuffer(old["embedding"], dtype=np.float32)
             self._insert_memory(
@@ -335,7 +337,7 @@ class SQLiteStore(Store):
         with self._transaction() as conn:
             before = self._get_one(namespace, memory_id)
             conn.execute("DELETE FROM memories WHERE id = ?", (memory_id,))
-            unlink_memory(conn, memory_id)
+            unlink_memory(conn, memory_id, _scope3(before), before.kind, before.text)
             self._log(conn, before, "DELETE", before, None, reason, actor)
 
     def delete_scope(self, flt: MemoryFilter, actor: str) -> tuple[int, int]:
@@ -354,7 +356,7 @@ class SQLiteStore(Store):
             for record in doomed:
                 self._log(conn, record, "DELETE", record, None, "delete_all", actor)
                 conn.execute("DELETE FROM memories WHERE id = ?", (record.id,))
-                unlink_memory(conn, record.id)
+                unlink_memory(conn, record.id, _scope3(record), record.kind, record.text)
             deleted = conn.execute(f"DELETE FROM messages WHERE {msg_where}", msg_params)
         return len(doomed), deleted.rowcount
 
@@ -548,24 +550,20 @@ class SQLiteStore(Store):
         )
         return {r[0]: r[1] for r in found}
 
-    def term_counts(self, flt: MemoryFilter, terms: Sequence[str]) -> tuple[int, dict[str, int]]:
-        """Memories the filter sees, and how many contain each term (FTS5 phrase match)."""
-        where, params = rows.filter_sql(flt, "m")
-        docs = int(self._query(f"SELECT count(*) FROM memories m WHERE {where}", params)[0][0])
-        counts: dict[str, int] = {}
-        for term in dict.fromkeys(terms):
-            phrase = " ".join(_WORD.findall(term))
-            if not phrase or docs == 0:
-                counts[term] = 0
-                continue
-            counts[term] = int(
-                self._query(
-                    "SELECT count(*) FROM memories_fts JOIN memories m "
-                    f"ON m.pk = memories_fts.rowid WHERE memories_fts MATCH ? AND {where}",
-                    [f'"{phrase}"', *params],
-                )[0][0]
-            )
-        return docs, counts
+    def term_counts(self, scope: Scope, terms: Sequence[str]) -> tuple[int, dict[str, int]]:
+        """How many turns the scope's user/agent has, and how many contain each word."""
+        wanted = list(dict.fromkeys([DOCS, *terms]))
+        found: dict[str, int] = {}
+        key = [scope.namespace, scope.user_id or "", scope.agent_id or ""]
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            for r in self._query(
+                "SELECT term, docs FROM term_counts WHERE namespace = ? AND user_id = ? "
+                f"AND agent_id = ? AND term IN ({','.join('?' * len(chunk))})",
+                [*key, *chunk],
+            ):
+                found[r[0]] = int(r[1])
+        return found.pop(DOCS, 0), {t: found.get(t, 0) for t in terms}
 
     def _load_vectors(self, flt: MemoryFilter) -> _CachedVectors:
         where, params = rows.filter_sql(flt, "m")  # no clock: expiry is applied per query
