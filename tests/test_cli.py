@@ -473,3 +473,44 @@ def test_context_command_prints_a_budgeted_block(tmp_path: Path) -> None:
     )
     assert data["tokens"] <= data["budget_tokens"] == 1000
     assert data["items"][0]["memory"]["source_ids"] == ["m1"]
+
+
+# ------------------------------------------------------------- enrichment and retrieval
+
+
+def test_entities_command_lists_names_and_key_phrases(populated: Populated) -> None:
+    table = _json(populated.db, "entities", "-u", "ana")
+    keys = {e["key"]: e for e in table}
+    assert keys["oscar"]["kind"] == "name" and keys["oscar"]["mentions"] == 1
+    human = _invoke(populated.db, "entities", "-u", "ana", "--kind", "name")
+    assert human.exit_code == 0 and "Oscar" in human.stdout
+    assert "keyphrase" not in human.stdout
+    empty = _invoke(populated.db, "entities", "-u", "nobody")
+    assert empty.exit_code == 0 and "no entities" in empty.stderr
+
+
+def test_search_explain_prints_the_analysis_and_what_found_each_hit(populated: Populated) -> None:
+    result = _invoke(populated.db, "search", "-u", "ana", "--explain", "--reference-time",
+                     "2023-07-01", "When did Ana adopt Oscar last week?")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert '"intent": "when"' in result.stdout
+    assert '"time_windows": [{"text": "last week"' in result.stdout
+    assert "found by: bm25, dense, time" in result.stdout
+
+
+def test_search_takes_ablation_recipes_and_explains_bad_ones(populated: Populated) -> None:
+    ok = _invoke(populated.db, "search", "-u", "ana", "--recipe", "default-no-graph", "beagle")
+    assert ok.exit_code == 0 and "recipe default-no-graph" in ok.stdout
+    bad = _invoke(populated.db, "search", "--recipe", "default-no-wings", "beagle")
+    assert bad.exit_code == 2 and "unknown mechanism 'wings'" in bad.output
+
+
+def test_bench_ablate_prints_what_each_mechanism_adds(tmp_path: Path) -> None:
+    out = tmp_path / "ablation.json"
+    result = _invoke(None, "bench", "locomo", str(LOCOMO), "--ablate", "--recipe", "bm25",
+                     "--out", str(out), "--no-progress")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    names = [r["recipe"] for r in json.loads(out.read_text(encoding="utf-8"))]
+    assert names[:3] == ["bm25", "default", "default-no-bm25"]
+    assert "default-no-graph" in names and "default-no-time" in names
+    assert "turn_recall_all@10 per category:" in result.stdout

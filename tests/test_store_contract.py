@@ -875,7 +875,7 @@ def test_scope_index_links_entities_and_times_of_the_filtered_memories(store_fac
     assert keys == {"ana", "maria", "porto", "moved"}  # Bo's entities stay in Bo's scope
     mentions = {(index.ids[m], index.entities[e].key, w) for m, e, w in index.mentions}
     assert (a2.id, "porto", 1.0) in mentions  # an entity link outranks a key phrase
-    assert (a2.id, "moved", 3.0) in mentions  # a key phrase links with its score
+    assert (a2.id, "moved", 3.0 / 8) in mentions  # a key phrase links by its surprisal
     assert [(index.ids[r], t.start.isoformat(), t.kind) for r, t in index.times] == [
         (a1.id, "2024-01-01", "date")
     ]

@@ -3,7 +3,8 @@
 A memory's ``attributes`` are the source of truth for what ingest found in it:
 
 - ``"entities"``: ``[{"key", "name", "kind"}]``, names and titles it mentions;
-- ``"keyphrases"``: ``[{"key", "score"}]``, its most surprising phrases (score in bits);
+- ``"keyphrases"``: ``[{"key", "score"}]``, its most surprising phrases (score in bits;
+  linked with ``keyphrase_weight``);
 - ``"times"``: ``[{"text", "start", "end", "grain", "kind"}]``, time expressions resolved
   against when it was said (ISO dates, inclusive).
 
@@ -23,6 +24,7 @@ ENTITIES = "entities"
 KEYPHRASES = "keyphrases"
 TIMES = "times"
 KEYPHRASE_KIND = "keyphrase"
+FULL_BITS = 8.0  # surprisal of a word in about 1 of 256 turns
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?", re.UNICODE)
 
 
@@ -56,9 +58,16 @@ def entity_links(attributes: Mapping[str, Any]) -> list[EntityLink]:
     for item in _items(attributes, KEYPHRASES):
         key, score = item.get("key"), item.get("score")
         if isinstance(key, str) and key and key not in out:
-            weight = float(score) if isinstance(score, int | float) and score > 0 else 1.0
-            out[key] = EntityLink(key, key, KEYPHRASE_KIND, weight)
+            out[key] = EntityLink(key, key, KEYPHRASE_KIND, keyphrase_weight(score))
     return list(out.values())
+
+
+def keyphrase_weight(score: Any) -> float:
+    """A key phrase's link weight: its surprisal over ``FULL_BITS``, at most 1 (a name's
+    weight), so a phrase that rare weighs like a name and a commoner one less."""
+    if not isinstance(score, int | float) or score <= 0:
+        return 0.5
+    return min(1.0, float(score) / FULL_BITS)
 
 
 def time_links(attributes: Mapping[str, Any]) -> list[TimeLink]:

@@ -147,8 +147,8 @@ class Entity:
     """A name, title or key phrase of a scope's entity table, with how it is used.
 
     ``strength`` sums the weights of its mentions, each decayed by the sessions since
-    (key phrases weigh their surprisal in bits, names 1); ``memory_ids`` are the memories
-    naming it, oldest first.
+    (a name weighs 1, a key phrase up to 1 by its surprisal); ``memory_ids`` are the
+    memories naming it, oldest first.
     """
 
     key: str

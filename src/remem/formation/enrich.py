@@ -42,13 +42,14 @@ def enrich(
     for m in messages:  # speakers are people in the conversation: always entities
         if config.entities and m.speaker:
             known.setdefault(entity_key(m.speaker), "speaker")
-    phrases = _keyphrases(messages, term_counts, config) if config.keyphrases else None
+    names = [_entities(m, known) if config.entities else [] for m in messages]
+    phrases = _keyphrases(messages, names, term_counts, config) if config.keyphrases else None
     out = []
     for i, m in enumerate(messages):
         attrs: dict[str, Any] = {}
         spans: tuple[TimeSpan, ...] = ()
         if config.entities:
-            attrs[ENTITIES] = _entities(m, known)
+            attrs[ENTITIES] = names[i]
         if config.times and m.occurred_at is not None:
             spans = tuple(find_times(m.content, m.occurred_at))
             attrs[TIMES] = [_time_item(s) for s in spans]
@@ -75,10 +76,18 @@ def _time_item(span: TimeSpan) -> dict[str, str]:
 
 
 def _keyphrases(
-    messages: Sequence[Message], term_counts: TermCounts, config: EnrichConfig
+    messages: Sequence[Message],
+    names: Sequence[Sequence[Mapping[str, str]]],
+    term_counts: TermCounts,
+    config: EnrichConfig,
 ) -> list[list[keyphrases.KeyPhrase]]:
-    """Score each message's candidate phrases against the scope plus this batch."""
-    candidates = [keyphrases.candidates(m.content) for m in messages]
+    """Score each message's candidate phrases against the scope plus this batch; words
+    of the names a message mentions are left to its entity links."""
+    candidates = []
+    for m, found in zip(messages, names, strict=True):
+        taken = {w for e in found for w in e["key"].split()}
+        candidates.append([c for c in keyphrases.candidates(m.content)
+                           if not taken & set(c.split())])  # fmt: skip
     words = sorted({w for c in candidates for phrase in c for w in phrase.split(" ")})
     docs, df = term_counts(words)
     batch = Counter(w for c in candidates for w in {p for p in c if " " not in p})

@@ -1,7 +1,7 @@
 """Extractive session summaries: the session's topics and its most informative turns.
 
-A turn's salience is the surprisal of its key phrases plus the entities it names, over the
-square root of its length (long turns do not win by length alone). The summary lists the
+A turn's salience is the weight of the key phrases and entities it names, over the square
+root of its length (long turns do not win by length alone). The summary lists the
 session's top key phrases and entities, then its most salient turns in conversation order,
 and cites those turns. Retrieval uses summaries to find the right session first.
 """
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from remem.annotations import KEYPHRASE_KIND, entity_links
+from remem.annotations import entity_links
 from remem.models import MemoryRecord
 
 MAX_TURN_CHARS = 240
@@ -31,11 +31,11 @@ class SummaryDraft:
 
 
 def salience(turn: MemoryRecord) -> float:
-    """Key-phrase bits plus two per named entity, over the square root of the word count."""
+    """Key-phrase weights plus one per named entity, over the square root of the word
+    count (a long turn does not win by length alone)."""
     links = entity_links(turn.attributes)
-    bits = sum(link.weight for link in links if link.kind == KEYPHRASE_KIND)
-    names = sum(1 for link in links if link.kind not in (KEYPHRASE_KIND, "speaker"))
-    return (bits + 2.0 * names) / math.sqrt(max(len(turn.text.split()), 1))
+    weight = sum(link.weight for link in links if link.kind != "speaker")
+    return weight / math.sqrt(max(len(turn.text.split()), 1))
 
 
 def summarize(turns: Sequence[MemoryRecord]) -> SummaryDraft | None:
@@ -43,8 +43,9 @@ def summarize(turns: Sequence[MemoryRecord]) -> SummaryDraft | None:
     if not turns:
         return None
     count = min(5, max(1, round(len(turns) / 8)))
-    ranked = sorted(range(len(turns)), key=lambda i: (-salience(turns[i]), i))
-    picked = sorted(ranked[:count])
+    scored = {i: salience(t) for i, t in enumerate(turns)}
+    ranked = sorted(scored, key=lambda i: (-scored[i], i))
+    picked = sorted(i for i in ranked[:count] if scored[i] > 0) or ranked[:1]
     topics = _topics(turns)
     lines = [_clip(turns[i].text) for i in picked]
     text = (f"Topics: {', '.join(topics)}. " if topics else "") + " … ".join(lines)
@@ -59,8 +60,7 @@ def _topics(turns: Sequence[MemoryRecord]) -> list[str]:
         for link in entity_links(turn.attributes):
             if link.kind == "speaker":
                 continue
-            gain = link.weight if link.kind == KEYPHRASE_KIND else 3.0
-            weight[link.key] = weight.get(link.key, 0.0) + gain
+            weight[link.key] = weight.get(link.key, 0.0) + link.weight
             names.setdefault(link.key, link.name)
     best = sorted(weight, key=lambda k: (-weight[k], k))[:TOPICS]
     return [names[key] for key in best]

@@ -23,13 +23,21 @@ def rrf(
     return fused
 
 
-def minmax(ranked: Ranked) -> dict[str, float]:
-    """Scores rescaled to [0, 1] over the candidates (all equal -> all 1)."""
+def minmax(ranked: Ranked, floor: float | None = None, min_span: float = 0.0) -> dict[str, float]:
+    """Scores rescaled to [0, 1] over the candidates (all equal -> all 1).
+
+    ``floor`` is a score every non-candidate is known to be below (0 for a keyword channel
+    that returned all its matches): the weakest candidate then keeps some score instead of
+    being stretched to 0. ``min_span``: score differences smaller than this are noise and
+    are not stretched to the full range.
+    """
     if not ranked:
         return {}
     values = [s for _, s in ranked]
     low, high = min(values), max(values)
-    span = high - low
+    if floor is not None:
+        low = min(low, floor)
+    span = max(high - low, min_span)
     return {item: (s - low) / span if span > 0 else 1.0 for item, s in ranked}
 
 
@@ -62,13 +70,21 @@ NORMALIZERS = {"minmax": minmax, "max": max_normalized, "dbsf": dbsf}
 
 
 def weighted(
-    channels: Mapping[str, Ranked], weights: Mapping[str, float], normalizer: str = "minmax"
+    channels: Mapping[str, Ranked],
+    weights: Mapping[str, float],
+    normalizer: str = "minmax",
+    bounds: Mapping[str, tuple[float | None, float]] | None = None,
 ) -> dict[str, float]:
-    """Convex combination of per-channel normalised scores; a missing score counts as 0."""
+    """Convex combination of per-channel normalised scores; a missing score counts as 0.
+
+    ``bounds`` gives min-max a (floor, min_span) per channel (see ``minmax``).
+    """
     norm = NORMALIZERS[normalizer]
     fused: dict[str, float] = {}
     for name, ranked in channels.items():
         weight = weights.get(name, 1.0)
-        for item, score in norm(ranked).items():
+        floor, min_span = (bounds or {}).get(name, (None, 0.0))
+        scaled = minmax(ranked, floor, min_span) if norm is minmax else norm(ranked)
+        for item, score in scaled.items():
             fused[item] = fused.get(item, 0.0) + weight * score
     return fused

@@ -1,9 +1,9 @@
 """Personalized PageRank over a memory-entity graph (the HippoRAG 2 idea), over plain data.
 
-Nodes are memories and entities (names, titles, key phrases). A memory links to each
-entity it mentions; adjacent turns of a conversation link to each other. A walk restarts
-at the seeds (entities named in the question, and the first-stage hits), so memories two
-hops away (through an entity a hit mentions) gain score that keyword search cannot give.
+Nodes are memories and entities (names, titles, key phrases); a memory links to each
+entity it mentions. A walk restarts at the seeds (the entities the question links to, and
+the first-stage hits), so memories two hops away (through an entity a hit mentions) gain
+score that keyword search cannot give. Adjacent turns are left to the neighbour step.
 """
 
 from __future__ import annotations
@@ -34,15 +34,11 @@ class Graph:
 
 
 def build_graph(
-    n_memories: int,
-    n_entities: int,
-    mentions: Sequence[tuple[int, int, float]],
-    adjacent: Sequence[tuple[int, int]],
-    adjacency_weight: float = 0.5,
+    n_memories: int, n_entities: int, mentions: Sequence[tuple[int, int, float]]
 ) -> Graph:
-    """Memory-entity edges (weight: the mention's weight times the entity's specificity,
-    ``1 / log2(1 + memories naming it)``, so an entity named everywhere carries little)
-    plus memory-memory edges between adjacent turns."""
+    """Memory-entity edges, weighted by the mention's weight times the entity's
+    specificity, ``1 / log2(1 + memories naming it)``: an entity named everywhere (a
+    speaker, say) carries little."""
     degree = np.zeros(n_entities)
     for _, entity, _ in mentions:
         degree[entity] += 1
@@ -50,9 +46,6 @@ def build_graph(
     for memory, entity, weight in mentions:
         specificity = 1.0 / math.log2(1.0 + degree[entity])
         edges[(memory, n_memories + entity)] = max(weight, 1e-6) * specificity
-    for a, b in adjacent:
-        if a != b:
-            edges[(min(a, b), max(a, b))] = adjacency_weight
     pairs = np.array(list(edges), dtype=np.int64).reshape(-1, 2)
     weights = np.array(list(edges.values()), dtype=np.float64)
     src = np.concatenate([pairs[:, 0], pairs[:, 1]])

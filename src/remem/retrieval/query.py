@@ -51,7 +51,7 @@ _INTENTS: tuple[tuple[str, re.Pattern[str]], ...] = (
         r"\bwhat time\b|\bin what year\b|\bwhat year\b")),
     ("count", re.compile(r"\bhow (?:many|much|often)\b|\bnumber of\b")),
     ("list", re.compile(
-        r"^(?:\W*)(?:what|which) (?:(?:kinds?|types?|sorts?) of |\w+ )?"
+        r"^(?:\W*)(?:what|which) (?:(?:kinds?|types?|sorts?) of |[\w+-]+ )?"
         r"(?!(?:is|was|has|does|this|its|his|us|yes|bus|plus|series)\b)[a-z]+[^s\W]s\b|"
         r"\b(?:what|which) (?:are|were)\b|\bin what ways\b|\bboth\b|\ball (?:the )?\w+s\b")),
     ("who", re.compile(r"^(?:\W*)(?:who|whom|whose)\b|\bwith whom\b|\bwho (?:did|does|is)\b")),

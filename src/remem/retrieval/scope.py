@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -73,6 +74,19 @@ def entity_rows(index: ScopeIndex) -> dict[str, list[int]]:
     return _memo(index, "entity_rows", build)
 
 
+def entities_with_word(index: ScopeIndex) -> dict[str, list[int]]:
+    """Word -> entity rows whose key contains it (for linking question words to entities)."""
+
+    def build(ix: ScopeIndex) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        for j, entity in enumerate(ix.entities):
+            for word in set(entity.key.split()):
+                out.setdefault(word, []).append(j)
+        return out
+
+    return _memo(index, "entities_with_word", build)
+
+
 def entity_kinds(index: ScopeIndex) -> dict[str, str]:
     """Entity key -> kind, for finding known entities in a question."""
     return _memo(index, "entity_kinds", lambda ix: {e.key: e.kind for e in ix.entities})
@@ -90,6 +104,18 @@ def mentions_by_row(index: ScopeIndex) -> dict[int, list[tuple[int, float]]]:
     return _memo(index, "mentions_by_row", build)
 
 
+def specificity(index: ScopeIndex) -> list[float]:
+    """Per entity row, ``1 / log2(1 + memories naming it)``: rare entities say more."""
+
+    def build(ix: ScopeIndex) -> list[float]:
+        degree = [0] * len(ix.entities)
+        for _, entity, _ in ix.mentions:
+            degree[entity] += 1
+        return [1.0 / math.log2(1 + d) if d else 0.0 for d in degree]
+
+    return _memo(index, "specificity", build)
+
+
 def times_by_row(index: ScopeIndex) -> dict[int, list[TimeLink]]:
     """Memory row -> the periods it mentions."""
 
@@ -102,19 +128,13 @@ def times_by_row(index: ScopeIndex) -> dict[int, list[TimeLink]]:
     return _memo(index, "times_by_row", build)
 
 
-def graph(index: ScopeIndex, adjacency_weight: float) -> Graph:
-    """The memory-entity graph with adjacent-turn edges (see ``retrieval.graph``)."""
+def graph(index: ScopeIndex) -> Graph:
+    """The memory-entity graph (see ``retrieval.graph``)."""
 
     def build(ix: ScopeIndex) -> Graph:
-        table = slots(ix)
-        adjacent = [
-            (row, nxt)
-            for (key, position), row in table.items()
-            if (nxt := table.get((key, position + 1))) is not None
-        ]
-        return build_graph(len(ix.ids), len(ix.entities), ix.mentions, adjacent, adjacency_weight)
+        return build_graph(len(ix.ids), len(ix.entities), ix.mentions)
 
-    return _memo(index, f"graph:{adjacency_weight}", build)
+    return _memo(index, "graph", build)
 
 
 def memo(index: ScopeIndex, name: str, build: Callable[[ScopeIndex], Any]) -> Any:

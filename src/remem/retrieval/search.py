@@ -23,6 +23,9 @@ from remem.stores.base import MemoryFilter, ScopeIndex, Store
 Embed = Callable[[str], npt.NDArray[np.float32]]
 Channels = dict[str, list[tuple[str, float]]]
 HIT_KINDS = ("turn", "keyphrase", "fact", "event", "profile", "procedure")  # not summaries
+# FTS5 clamps the idf of a term found in half the memories or more to 1e-6, so BM25
+# scores below this matched only such terms: differences there are noise, not relevance
+BM25_NOISE = 1e-3
 
 
 @dataclass(frozen=True)
@@ -141,7 +144,10 @@ def first_stage(run: Run, channels: Channels) -> Ranking:
     if recipe.fusion == "rrf":
         fused = fusion.rrf(channels, recipe.channels, recipe.rrf_k)
     else:
-        fused = fusion.weighted(channels, recipe.channels, recipe.normalizer)
+        # fewer BM25 hits than asked are all its matches: every other memory scores 0
+        complete = len(channels.get("bm25", ())) < recipe.candidates
+        bounds = {"bm25": (0.0 if complete else None, BM25_NOISE)}
+        fused = fusion.weighted(channels, recipe.channels, recipe.normalizer, bounds)
     ranking = Ranking(scores=dict(fused))
     for name, ranked in channels.items():
         for item, score in ranked:
@@ -238,23 +244,16 @@ def _explain(run: Run, ranking: Ranking) -> dict[str, Any]:
 def graph_step(run: Run, ranking: Ranking) -> None:
     """Personalized PageRank from the question's entities and the best hits."""
     recipe = run.recipe
-    if recipe.graph <= 0 or not ranking.scores or not run.index.mentions:
+    if recipe.graph <= 0 or not ranking.scores or not run.index.mentions or not run.analysis:
         return
     index, rows = run.index, scope.rows(run.index)
-    g = scope.graph(index, adjacency_weight=0.5)
-    seeds: dict[int, float] = {}
-    entity_rows = scope.entity_rows(index)
-    named = [j for key in (run.analysis.entities if run.analysis else ()) for j in
-             entity_rows.get(key, ())]  # fmt: skip
-    for j in named:
-        seeds[len(index.ids) + j] = 0.5 / len(named)
+    entities = _entity_seeds(index, run.analysis)
     top = ranking.top(recipe.graph_seeds)
-    total = sum(ranking.scores[i] for i in top) or 1.0
-    share = 0.5 if named else 1.0
-    for item in top:
-        if item in rows:
-            seeds[rows[item]] = seeds.get(rows[item], 0.0) + share * ranking.scores[item] / total
+    memories = {rows[i]: ranking.scores[i] for i in top if i in rows}
+    seeds = steps.mix_seeds(entities, memories, len(index.ids), ENTITY_SEED_SHARE)
+    g = scope.graph(index)
     walk = personalized_pagerank(g, seeds, damping=recipe.graph_damping)[: len(index.ids)]
+    walk[list(memories)] = 0.0  # the hits that seeded the walk have their scores already
     best = float(walk.max()) if walk.size else 0.0
     if best <= 0:
         return
@@ -263,7 +262,31 @@ def graph_step(run: Run, ranking: Ranking) -> None:
     reached = {index.ids[r]: float(walk[r]) / best for r in order if walk[r] > 0}
     kept = set(run.allowed(list(reached)))
     ranking.add("graph", {i: recipe.graph * peak * s for i, s in reached.items() if i in kept})
-    run.notes["graph_seeds"] = {"entities": len(named), "memories": len(top)}
+    run.notes["graph_seeds"] = {
+        "entities": sorted(index.entities[j].key for j in entities)[:10],
+        "memories": len(top),
+    }
+
+
+ENTITY_SEED_SHARE = 0.7  # of the restart mass, when the question links to entities
+
+
+def _entity_seeds(index: ScopeIndex, analysis: QueryAnalysis) -> dict[int, float]:
+    """Entity rows the question links to: the entities it names (weight 1), and the key
+    phrases and names sharing its words (by the share of their words it has), each
+    times the entity's specificity. Lexical linking stands in for HippoRAG's dense one."""
+    specificity, by_key = scope.specificity(index), scope.entity_rows(index)
+    found: dict[int, float] = {}
+    for key in analysis.entities:
+        for j in by_key.get(key, ()):
+            found[j] = specificity[j]
+    asked = set(analysis.terms)
+    for word in asked:
+        for j in scope.entities_with_word(index).get(word, ()):
+            parts = index.entities[j].key.split()
+            share = sum(1 for p in parts if p in asked) / len(parts)
+            found[j] = max(found.get(j, 0.0), share * specificity[j])
+    return found
 
 
 def multihop_step(run: Run, ranking: Ranking) -> None:
@@ -275,13 +298,16 @@ def multihop_step(run: Run, ranking: Ranking) -> None:
     index, rows = run.index, scope.rows(run.index)
     links = scope.mentions_by_row(index)
     asked = set(run.analysis.terms) | set(run.analysis.entities)
+    specificity = scope.specificity(index)
     weight: dict[str, float] = {}
     seeds = ranking.top(recipe.multihop_seeds)
     for item in seeds:
         for j, w in links.get(rows.get(item, -1), ()):
-            key = index.entities[j].key
-            if key not in asked and not set(key.split()) <= asked:
-                weight[key] = weight.get(key, 0.0) + w * ranking.scores[item]
+            entity = index.entities[j]
+            if entity.kind == "speaker" or entity.key in asked or set(entity.key.split()) <= asked:
+                continue  # speakers name half the turns; asked entities are no new hop
+            gain = w * specificity[j] * ranking.scores[item]
+            weight[entity.key] = weight.get(entity.key, 0.0) + gain
     expansion = [k for k, _ in sorted(weight.items(), key=lambda kv: -kv[1])[:6]]
     if not expansion:
         return
@@ -339,12 +365,12 @@ def diversify_step(run: Run, ranking: Ranking) -> None:
 
 
 PIPELINE: tuple[Callable[[Run, Ranking], None], ...] = (
-    time_step,
-    temporal_step,
     multihop_step,
     graph_step,
     neighbour_step,
     session_step,
     summaries_step,
+    time_step,
+    temporal_step,
     diversify_step,
 )

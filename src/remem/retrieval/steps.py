@@ -73,6 +73,25 @@ def spread_to_sessions(
     return out
 
 
+def mix_seeds(
+    entities: Mapping[int, float], memories: Mapping[int, float], n_memories: int,
+    entity_share: float,
+) -> dict[int, float]:  # fmt: skip
+    """Restart weights for a walk over memory nodes ``0..n_memories-1`` and entity nodes
+    after them: ``entity_share`` of the mass to the entities (by weight), the rest to the
+    memories (by score); all of it to whichever side is the only one present."""
+    ent_total = sum(w for w in entities.values() if w > 0)
+    mem_total = sum(w for w in memories.values() if w > 0)
+    if ent_total <= 0 and mem_total <= 0:
+        return {}
+    share = entity_share if ent_total > 0 and mem_total > 0 else (1.0 if ent_total > 0 else 0.0)
+    seeds = {n_memories + j: share * w / ent_total for j, w in entities.items() if w > 0}
+    for row, w in memories.items():
+        if w > 0:
+            seeds[row] = seeds.get(row, 0.0) + (1 - share) * w / mem_total
+    return seeds
+
+
 def diversify(scores: Scores, session_of: Callable[[str], str | None], penalty: float) -> Deltas:
     """Lower each memory by ``penalty`` per better-ranked memory of its session
     (multiplicatively), so answers spread over several sessions surface together."""
