@@ -164,13 +164,33 @@ def test_session_boost_lifts_turns_of_the_session_that_matches_in_several_places
     assert boosted[0] == "1:3"
 
 
-def test_summaries_lift_the_session_whose_summary_matches(chat: Memory) -> None:
+def test_summaries_are_memories_of_their_session(chat: Memory) -> None:
     summaries = chat.list(user_id="ana", kinds=["summary"])
     assert len(summaries) == 4  # every session has four turns
     hits = chat.search("Porto hospital", user_id="ana", kinds=["summary"])
     assert hits[0].memory.scope.session_id == "s3"
-    lifted = turns(chat, "she likes it there", only("summaries", summaries=1.0), limit=3)
-    assert lifted[0] == "3:4"
+
+
+def test_a_session_that_matches_as_a_whole_lifts_its_turns(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    m = Memory(tmp_path / "trip.db", embedder=embedder)
+    add(m, "s1", "2023-03-01", [
+        ("1:1", "Ana", "The trip to Kyoto was long."),
+        ("1:2", "Bo", "And the temples?"),
+        ("1:3", "Ana", "Beautiful. The street food there was the best part."),
+    ])  # fmt: skip
+    add(m, "s2", "2023-04-01", [
+        ("2:1", "Ana", "Food, food, food: I want food when I am hungry."),
+        ("2:2", "Bo", "Same here."),
+    ])  # fmt: skip
+    for n in range(3, 7):
+        add(m, f"s{n}", f"2023-0{n + 2}-01", [(f"{n}:1", "Bo", "Nothing much happened."),
+                                              (f"{n}:2", "Ana", "Work was busy.")])  # fmt: skip
+    query = "What did Ana think of the food in Kyoto?"
+    assert turns(m, query, BM25, limit=1) == ["2:1"]  # most "food", one word of the two
+    assert turns(m, query, only("sessions", sessions=3.0), limit=1)[0] in {"1:1", "1:3"}
+    m.close()
 
 
 def test_explain_shows_the_analysis_and_what_found_each_hit(chat: Memory) -> None:

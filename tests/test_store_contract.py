@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from remem.errors import ConfigError, ConflictError, NotFoundError, RememError
 from remem.models import ROLES, MemoryRecord, Message, Scope
-from remem.stores.base import MemoryFilter, NewMemory, Store, WriteBatch
+from remem.stores.base import MemoryFilter, NewMemory, Store, WriteBatch, session_key
 from remem.util import utcnow
 
 DIM = 16
@@ -930,3 +930,22 @@ def test_a_batch_supersedes_an_older_memory_atomically(store_factory):
     with pytest.raises(NotFoundError):  # superseding an unknown memory writes nothing
         store.write(WriteBatch(memories=(new(v3, unit()),), supersedes={"no-such-id": v3.id}))
     assert counts(store, "default") == before
+
+
+def test_session_search_ranks_whole_sessions_and_follows_writes(store_factory):
+    store = store_factory()
+    s1, s2 = Scope(user_id="u", session_id="s1"), Scope(user_id="u", session_id="s2")
+    other = Scope(user_id="v", session_id="s1")
+    kyoto = enriched(s1, "trip to kyoto")
+    write_memories(store, new(kyoto, unit()), new(enriched(s1, "street food")),
+                   new(enriched(s2, "food food food")), new(enriched(other, "kyoto food")),
+                   new(enriched(s1, "kyoto summary", kind="summary")))  # fmt: skip
+    flt = MemoryFilter(user_id="u")
+    hits = store.session_search(["kyoto", "food"], flt, 10)
+    assert [h.id for h in hits] == [session_key("u", None, "s1"), session_key("u", None, "s2")]
+    assert [h.id for h in store.session_search(["summary"], flt, 10)] == []  # turns only
+    store.delete_memory("default", kyoto.id, "t", "gone")
+    assert store.session_search(["kyoto"], flt, 10) == []
+    only_s2 = store.session_search(["food"], replace(flt, session_id="s2"), 10)
+    assert [h.id for h in only_s2] == [session_key("u", None, "s2")]
+    assert store.session_search([], flt, 10) == []

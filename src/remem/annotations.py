@@ -18,7 +18,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from typing import Any
+
+import snowballstemmer
 
 ENTITIES = "entities"
 KEYPHRASES = "keyphrases"
@@ -95,3 +98,18 @@ def words(text: str) -> list[str]:
     """Lower-cased words of ``text`` in order ("Nate's" -> "nate"): the unit of the term
     statistics stores keep for key-phrase surprisal."""
     return [m.group(0).split("'")[0] for m in _WORD.finditer(text.lower())]
+
+
+_STEMMER = snowballstemmer.stemmer("english")
+
+
+@lru_cache(maxsize=200_000)
+def stem(word: str) -> str:
+    """The Snowball (Porter 2) stem of a lower-case word ("camping" -> "camp")."""
+    result: str = _STEMMER.stemWord(word)
+    return result
+
+
+def stems(text: str) -> list[str]:
+    """Stemmed words of ``text``: the terms of the session keyword index."""
+    return [stem(w) for w in words(text)]

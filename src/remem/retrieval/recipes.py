@@ -34,7 +34,8 @@ class Recipe:
       (which join the candidates if missing): evidence is often a question and its answer.
     - ``session``: a turn gains this share of its conversation's strength (its
       ``session_top`` best scores, relative to the best conversation's).
-    - ``summaries``: a turn gains this share of its session summary's match to the question.
+    - ``sessions``: a turn gains this share of its session's match to the question, BM25
+      over the session's turns as one document (relative to the best session's).
     - ``diversify``: for list and count questions, each further hit from a session already
       ranked loses this share, so the answer's parts from several sessions surface.
     - ``rerank``: a registered reranker's name; it reorders the best ``rerank_depth``.
@@ -56,7 +57,7 @@ class Recipe:
     neighbours: float = 0.0
     session: float = 0.0
     session_top: int = 3
-    summaries: float = 0.0
+    sessions: float = 0.0
     diversify: float = 0.0
     rerank: str | None = None
     rerank_depth: int = 30
@@ -93,7 +94,7 @@ class Recipe:
 
 CHANNELS = ("bm25", "dense")
 MECHANISMS = (*CHANNELS, "time", "temporal", "multihop", "graph", "neighbours", "session",
-              "summaries", "diversify", "rerank")  # fmt: skip
+              "sessions", "diversify", "rerank")  # fmt: skip
 
 
 def _value(recipe: Recipe, mechanism: str) -> bool:
@@ -112,9 +113,11 @@ RECIPES: dict[str, Recipe] = {
             graph=0.1,
             neighbours=0.3,
             session=0.5,
-            diversify=0.1,
+            sessions=0.5,
+            diversify=0.15,
             description="BM25 + dense, time window, temporal intent, multi-hop round, "
-            "entity graph (PPR), neighbour turns, session boost, session diversity for lists",
+            "entity graph (PPR), neighbour turns, session boost, whole-session BM25, "
+            "session diversity for lists",
         ),
         Recipe(
             "conversation",

@@ -335,25 +335,16 @@ def session_step(run: Run, ranking: Ranking) -> None:
     ranking.add("session", deltas)
 
 
-def summaries_step(run: Run, ranking: Ranking) -> None:
-    """Sessions whose summary matches the question lift their turns (coarse to fine)."""
-    if run.recipe.summaries <= 0 or not ranking.scores:
+def sessions_step(run: Run, ranking: Ranking) -> None:
+    """Sessions that match the question as a whole lift their turns (coarse to fine):
+    BM25 over each session's turns taken as one document."""
+    if run.recipe.sessions <= 0 or not ranking.scores or run.analysis is None:
         return
-    flt = replace(run.flt, kinds=("summary",))
-    words = run.analysis.terms if run.analysis else tuple(terms(run.query))
-    channels = {
-        "bm25": [(h.id, h.score) for h in run.store.keyword_search(words, flt, 20)],
-        "dense": [(h.id, h.score) for h in run.store.vector_search(run.embed(run.query), flt, 20)],
-    }
-    fused = fusion.weighted(channels, run.recipe.channels, run.recipe.normalizer)
-    sessions: dict[str, float] = {}
-    for item, score in fused.items():
-        key = run.session_of(item)
-        if key is not None:
-            sessions[key] = max(sessions.get(key, 0.0), score)
-    deltas = steps.spread_to_sessions(dict(ranking.scores), sessions, run.session_of,
-                                      run.recipe.summaries)  # fmt: skip
-    ranking.add("summaries", deltas)
+    found = run.store.session_search(run.analysis.terms, run.flt, run.recipe.candidates)
+    sessions = {h.id: h.score for h in found}
+    pool = ranking.best(run.recipe.candidates)
+    deltas = steps.spread_to_sessions(pool, sessions, run.session_of, run.recipe.sessions)
+    ranking.add("sessions", deltas)
 
 
 def diversify_step(run: Run, ranking: Ranking) -> None:
@@ -369,7 +360,7 @@ PIPELINE: tuple[Callable[[Run, Ranking], None], ...] = (
     graph_step,
     neighbour_step,
     session_step,
-    summaries_step,
+    sessions_step,
     time_step,
     temporal_step,
     diversify_step,

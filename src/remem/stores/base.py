@@ -101,6 +101,12 @@ class StoreCapabilities:
     multi_process: bool = True
 
 
+def session_key(user_id: str | None, agent_id: str | None, session_id: str | None) -> str:
+    """How stores name a conversation (a user/agent's session) in ``ScopeIndex.sessions``,
+    ``positions`` and ``session_search``."""
+    return f"{user_id or ''}\x1f{agent_id or ''}\x1f{session_id or ''}"
+
+
 @dataclass(frozen=True)
 class ScoredId:
     """A memory id with one channel's score (higher is better)."""
@@ -178,6 +184,11 @@ class Store(ABC):
     def positions(self, namespace: str, ids: Sequence[str]) -> dict[str, tuple[str, int]]:
         """For each memory: a key of its conversation (user, agent, session) and the
         position of its first source message in that conversation (1-based; 0 unknown)."""
+
+    @abstractmethod
+    def session_search(self, terms: Sequence[str], flt: MemoryFilter, limit: int) -> list[ScoredId]:
+        """BM25 over whole conversations (a session's turns as one document); ids are
+        ``session_key``s. Only the filter's namespace, user, agent and session apply."""
 
     @abstractmethod
     def scope_index(self, flt: MemoryFilter) -> ScopeIndex:

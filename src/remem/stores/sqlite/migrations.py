@@ -114,6 +114,8 @@ def _create_fts(conn: sqlite3.Connection) -> None:
 def _create_links(conn: sqlite3.Connection) -> None:
     # Entities and term counts are per user/agent; links name memories by id, which
     # survives rewrites. term_counts: in how many turns each word occurs (for key phrases).
+    # sessions, session_terms: each session's turns as one bag of stemmed words (BM25 over
+    # whole sessions, with statistics per user rather than per file).
     _run_script(
         conn,
         """
@@ -141,6 +143,21 @@ def _create_links(conn: sqlite3.Connection) -> None:
             kind TEXT NOT NULL
         );
         CREATE INDEX memory_times_memory ON memory_times (memory_id);
+        CREATE TABLE sessions (
+            pk INTEGER PRIMARY KEY,
+            namespace TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            agent_id TEXT NOT NULL,
+            session_id TEXT NOT NULL,
+            length INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (namespace, user_id, agent_id, session_id)
+        );
+        CREATE TABLE session_terms (
+            session_pk INTEGER NOT NULL,
+            term TEXT NOT NULL,
+            tf INTEGER NOT NULL,
+            PRIMARY KEY (session_pk, term)
+        ) WITHOUT ROWID;
         CREATE TABLE term_counts (
             namespace TEXT NOT NULL,
             user_id TEXT NOT NULL,
@@ -156,7 +173,7 @@ def _create_links(conn: sqlite3.Connection) -> None:
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "create_core_tables", _create_core),
     (2, "create_fts5_index", _create_fts),
-    (3, "create_entity_time_and_term_tables", _create_links),
+    (3, "create_entity_time_term_and_session_tables", _create_links),
 )
 
 

@@ -69,8 +69,9 @@ def load_rows(conn: sqlite3.Connection, namespace: str, items: Sequence[Mapping[
             values,
         )
         if kind == "memory":
-            scope = (namespace, str(item["user_id"] or ""), str(item["agent_id"] or ""))
-            link_memory(conn, str(item["id"]), scope, str(item["kind"]), str(item["text"]),
+            where = (namespace, str(item["user_id"] or ""), str(item["agent_id"] or ""),
+                     str(item["session_id"] or ""))  # fmt: skip
+            link_memory(conn, str(item["id"]), where, str(item["kind"]), str(item["text"]),
                         item["attributes"] or {})  # fmt: skip
         written += 1
     return written

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from remem.annotations import TimeLink
+from remem.annotations import TimeLink, stem, words
 from remem.errors import (
     ConfigError,
     ConflictError,
@@ -31,9 +31,10 @@ from remem.stores.base import (
     Store,
     StoreCapabilities,
     WriteBatch,
+    session_key,
 )
 from remem.stores.sqlite import rows
-from remem.stores.sqlite.links import DOCS, link_memory, unlink_memory
+from remem.stores.sqlite.links import DOCS, bm25_documents, link_memory, unlink_memory
 from remem.stores.sqlite.migrations import apply_migrations
 from remem.stores.sqlite.portable import dump_rows, load_rows
 from remem.util import dumps, from_db_time, to_db_time, utcnow
@@ -43,9 +44,9 @@ APP_ID = "remem"
 _CachedVectors = tuple[list[str], npt.NDArray[np.float32], npt.NDArray[Any] | None]
 
 
-def _scope3(record: MemoryRecord) -> tuple[str, str, str]:
+def _session_ref(record: MemoryRecord) -> tuple[str, str, str, str]:
     s = record.scope
-    return (s.namespace, s.user_id or "", s.agent_id or "")
+    return (s.namespace, s.user_id or "", s.agent_id or "", s.session_id or "")
 
 
 def _unit(vector: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -269,7 +270,7 @@ class SQLiteStore(Store):
             f"VALUES ({','.join('?' * 26)})",
             (*rows.memory_values(record), index_text, position, blob),
         )
-        link_memory(conn, record.id, _scope3(record), record.kind, record.text,
+        link_memory(conn, record.id, _session_ref(record), record.kind, record.text,
                     record.attributes)  # fmt: skip
 
     def _supersede(self, conn: sqlite3.Connection, batch: WriteBatch, written: set[str]) -> None:
@@ -304,7 +305,7 @@ class SQLiteStore(Store):
                 "SELECT index_text, position, embedding FROM memories WHERE id = ?", (memory_id,)
             ).fetchone()
             conn.execute("DELETE FROM memories WHERE id = ?", (memory_id,))  # keeps FTS in sync
-            unlink_memory(conn, memory_id, _scope3(before), before.kind, before.text)
+            unlink_memory(conn, memory_id, _session_ref(before), before.kind, before.text)
             if vector is None and old["embedding"] is not None:
                 vector = np.frombuffer(old["embedding"], dtype=np.float32)
             self._insert_memory(
@@ -337,7 +338,7 @@ class SQLiteStore(Store):
         with self._transaction() as conn:
             before = self._get_one(namespace, memory_id)
             conn.execute("DELETE FROM memories WHERE id = ?", (memory_id,))
-            unlink_memory(conn, memory_id, _scope3(before), before.kind, before.text)
+            unlink_memory(conn, memory_id, _session_ref(before), before.kind, before.text)
             self._log(conn, before, "DELETE", before, None, reason, actor)
 
     def delete_scope(self, flt: MemoryFilter, actor: str) -> tuple[int, int]:
@@ -356,7 +357,7 @@ class SQLiteStore(Store):
             for record in doomed:
                 self._log(conn, record, "DELETE", record, None, "delete_all", actor)
                 conn.execute("DELETE FROM memories WHERE id = ?", (record.id,))
-                unlink_memory(conn, record.id, _scope3(record), record.kind, record.text)
+                unlink_memory(conn, record.id, _session_ref(record), record.kind, record.text)
             deleted = conn.execute(f"DELETE FROM messages WHERE {msg_where}", msg_params)
         return len(doomed), deleted.rowcount
 
@@ -441,6 +442,31 @@ class SQLiteStore(Store):
         )
         return [ScoredId(r["id"], float(r["score"])) for r in found]
 
+    def session_search(self, terms: Sequence[str], flt: MemoryFilter, limit: int) -> list[ScoredId]:
+        """BM25 over each session's turns as one bag of stems, with the statistics (document
+        frequency, mean length) of the filter's own sessions, not of the whole file."""
+        wanted = sorted({stem(w) for term in terms for w in words(term)})
+        if not wanted:
+            return []
+        clauses, params = ["s.namespace = ?"], [flt.namespace]
+        for column in ("user_id", "agent_id", "session_id"):
+            if getattr(flt, column) is not None:
+                clauses.append(f"s.{column} = ?")
+                params.append(getattr(flt, column))
+        where = " AND ".join(clauses)
+        docs = self._query(f"SELECT count(*), avg(s.length) FROM sessions s WHERE {where} "
+                           "AND s.length > 0", params)[0]  # fmt: skip
+        found = self._query(
+            "SELECT s.user_id, s.agent_id, s.session_id, s.length, t.term, t.tf FROM sessions s "
+            f"JOIN session_terms t ON t.session_pk = s.pk WHERE {where} AND t.tf > 0 "
+            f"AND t.term IN ({','.join('?' * len(wanted))})",
+            [*params, *wanted],
+        )
+        rows_ = [(session_key(r[0], r[1], r[2]), r[3], r[4], r[5]) for r in found]
+        scored = bm25_documents(rows_, int(docs[0]), float(docs[1] or 0.0))
+        best = sorted(scored.items(), key=lambda kv: -kv[1])[:limit]
+        return [ScoredId(key, score) for key, score in best]
+
     def positions(self, namespace: str, ids: Sequence[str]) -> dict[str, tuple[str, int]]:
         """Each memory's conversation slot: (session key, position of its first message)."""
         out = {i: self._slots[i] for i in ids if i in self._slots}
@@ -452,7 +478,7 @@ class SQLiteStore(Store):
                 f"WHERE +namespace = ? AND id IN ({','.join('?' * len(chunk))})",
                 [namespace, *chunk],
             ):
-                key = f"{r['user_id']}\x1f{r['agent_id']}\x1f{r['session_id']}"
+                key = session_key(r["user_id"], r["agent_id"], r["session_id"])
                 out[r["id"]] = (key, int(r["position"]))
         if len(self._slots) > 1_000_000:
             self._slots.clear()
@@ -534,7 +560,7 @@ class SQLiteStore(Store):
         ]  # fmt: skip
         return ScopeIndex(
             ids=tuple(r["id"] for r in found), kinds=tuple(r["kind"] for r in found),
-            sessions=tuple(f"{r['user_id']}\x1f{r['agent_id']}\x1f{r['session_id']}"
+            sessions=tuple(session_key(r["user_id"], r["agent_id"], r["session_id"])
                            for r in found),
             positions=tuple(int(r["position"]) for r in found),
             occurred=tuple(from_db_time(r["occurred_at"]) for r in found),
