@@ -53,7 +53,7 @@ def test_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (config.store.path, config.namespace) == ("from-env.db", "ns1")
 
 
-def test_env_vars_documents_all_six() -> None:
+def test_env_vars_documents_all_seven() -> None:
     assert set(ENV_VARS) == {
         "REMEM_DB",
         "REMEM_NAMESPACE",
@@ -61,6 +61,7 @@ def test_env_vars_documents_all_six() -> None:
         "REMEM_EMBEDDER",
         "REMEM_EMBEDDER_OPTIONS",
         "REMEM_MAX_MESSAGE_CHARS",
+        "REMEM_RERANKER_OPTIONS",
     }
 
 
@@ -84,3 +85,12 @@ def test_bad_values_name_the_variable(name: str, value: str, expected: str) -> N
         load_settings(env={name: value})
     assert name in str(info.value)
     assert expected in str(info.value)
+
+
+def test_recipe_may_be_an_ablation_and_reranker_options_are_json() -> None:
+    config = load_settings(env={"REMEM_RECIPE": "default-no-graph",
+                                "REMEM_RERANKER_OPTIONS": '{"model": "/models/ce"}'})  # fmt: skip
+    assert config.recipe == "default-no-graph"
+    assert dict(config.reranker.options) == {"model": "/models/ce"}
+    with pytest.raises(ConfigError, match="REMEM_RERANKER_OPTIONS"):
+        load_settings(env={"REMEM_RERANKER_OPTIONS": "[1]"})

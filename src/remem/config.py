@@ -27,6 +27,14 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class RerankerConfig:
+    """Options for the reranker a recipe names (``Recipe.rerank``), by registry name."""
+
+    name: str = "cross-encoder"
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class EnrichConfig:
     """What ``add`` derives from each message, deterministically (no LLM).
 
@@ -61,3 +69,4 @@ class MemoryConfig:
     recipe: str = "default"
     max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS
     enrich: EnrichConfig = field(default_factory=EnrichConfig)
+    reranker: RerankerConfig = field(default_factory=RerankerConfig)

@@ -31,8 +31,10 @@ from remem.models import (
     SearchResults,
     Stats,
 )
-from remem.registry import create_embedder, create_store
+from remem.registry import create_embedder, create_reranker, create_store
+from remem.rerankers.base import Reranker
 from remem.retrieval.recipes import Recipe, get_recipe
+from remem.retrieval.search import Rerank
 from remem.retrieval.search import search as run_search
 from remem.stores.base import MemoryFilter, NewMemory, Store, WriteBatch
 from remem.util import new_id, parse_timestamp, utcnow
@@ -79,6 +81,7 @@ class Memory:
                 EmbedderConfig(embedder) if embedder else config.embedder
             )
         self.store: Store = create_store(config.store)
+        self._rerankers: dict[str, Reranker] = {}
         self.store.bind_embedder(self.embedder.model_id, self.embedder.dimensions)
 
     # -- writing -----------------------------------------------------------------------
@@ -241,7 +244,8 @@ class Memory:
         flt = self._filter(user_id, agent_id, session_id, kinds, metadata, since, until)
         reference = parse_timestamp(reference_time, "reference_time")
         run = run_search(self.store, self.embedder.embed_one, text, flt, chosen,
-                         check_limit(limit), utcnow(), reference)  # fmt: skip
+                         check_limit(limit), utcnow(), reference,
+                         self._rerank_function(chosen.rerank))  # fmt: skip
         ids = [c.id for c in run.candidates]
         records = {r.id: r for r in self.store.get_memories(self.namespace, ids)}
         hits = tuple(
@@ -359,6 +363,8 @@ class Memory:
     def close(self) -> None:
         """Close the store, and the embedder unless the caller passed it in."""
         self.store.close()
+        for reranker in self._rerankers.values():
+            reranker.close()
         if self._owns_embedder:
             self.embedder.close()
 
@@ -367,6 +373,16 @@ class Memory:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _rerank_function(self, name: str | None) -> Rerank | None:
+        """The scoring function of the reranker a recipe names, built once (options from
+        ``config.reranker`` when it names the same reranker)."""
+        if name is None:
+            return None
+        if name not in self._rerankers:
+            options = self.config.reranker.options if self.config.reranker.name == name else {}
+            self._rerankers[name] = create_reranker(name, options)
+        return self._rerankers[name].score
 
     def _filter(
         self,

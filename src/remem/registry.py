@@ -8,13 +8,16 @@ from typing import Any
 from remem.config import EmbedderConfig, StoreConfig
 from remem.embedders.base import Embedder
 from remem.errors import ConfigError
+from remem.rerankers.base import Reranker
 from remem.stores.base import Store
 
 EmbedderFactory = Callable[..., Embedder]
 StoreFactory = Callable[..., Store]
+RerankerFactory = Callable[..., Reranker]
 
 _EMBEDDERS: dict[str, EmbedderFactory] = {}
 _STORES: dict[str, StoreFactory] = {}
+_RERANKERS: dict[str, RerankerFactory] = {}
 
 
 def register_embedder(name: str, factory: EmbedderFactory) -> None:
@@ -25,6 +28,22 @@ def register_embedder(name: str, factory: EmbedderFactory) -> None:
 def register_store(name: str, factory: StoreFactory) -> None:
     """Make a store available by name (plugins call this too)."""
     _STORES[name] = factory
+
+
+def register_reranker(name: str, factory: RerankerFactory) -> None:
+    """Make a reranker available by name, for ``Recipe.rerank`` (plugins call this too)."""
+    _RERANKERS[name] = factory
+
+
+def reranker_names() -> list[str]:
+    """Registered reranker names."""
+    return sorted(_RERANKERS)
+
+
+def create_reranker(name: str, options: Mapping[str, Any] | None = None) -> Reranker:
+    """Build the reranker a recipe names."""
+    reranker: Reranker = _build("reranker", _RERANKERS, name, options or {})
+    return reranker
 
 
 def embedder_names() -> list[str]:
@@ -80,6 +99,12 @@ def _sentence_transformers(**options: Any) -> Embedder:
     return SentenceTransformersEmbedder(**options)
 
 
+def _cross_encoder(**options: Any) -> Reranker:
+    from remem.rerankers.cross_encoder import CrossEncoderReranker
+
+    return CrossEncoderReranker(**options)
+
+
 def _sqlite(**options: Any) -> Store:
     from remem.stores.sqlite import SQLiteStore
 
@@ -90,3 +115,4 @@ register_embedder("minilm-onnx", _onnx)
 register_embedder("openai", _openai)
 register_embedder("sentence-transformers", _sentence_transformers)
 register_store("sqlite", _sqlite)
+register_reranker("cross-encoder", _cross_encoder)

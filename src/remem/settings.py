@@ -7,10 +7,16 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from remem.config import DEFAULT_MAX_MESSAGE_CHARS, EmbedderConfig, MemoryConfig, StoreConfig
-from remem.errors import ConfigError
+from remem.config import (
+    DEFAULT_MAX_MESSAGE_CHARS,
+    EmbedderConfig,
+    MemoryConfig,
+    RerankerConfig,
+    StoreConfig,
+)
+from remem.errors import ConfigError, InvalidInputError
 from remem.registry import embedder_names
-from remem.retrieval.recipes import RECIPES
+from remem.retrieval.recipes import get_recipe
 from remem.validation import MAX_ID_CHARS
 
 DEFAULT_DB = "remem.db"
@@ -21,6 +27,7 @@ ENV_VARS: dict[str, str] = {
     "REMEM_EMBEDDER": "embedder registry name (default 'minilm-onnx')",
     "REMEM_EMBEDDER_OPTIONS": "JSON object of embedder options (default {})",
     "REMEM_MAX_MESSAGE_CHARS": f"largest message accepted (default {DEFAULT_MAX_MESSAGE_CHARS})",
+    "REMEM_RERANKER_OPTIONS": "JSON object of cross-encoder options, e.g. a local model path",
 }
 
 
@@ -45,6 +52,7 @@ def load_settings(db: str | None = None, env: Mapping[str, str] | None = None) -
         namespace=_namespace(source) or defaults.namespace,
         recipe=_recipe(source) or defaults.recipe,
         max_message_chars=_max_chars(source),
+        reranker=RerankerConfig(options=_options(source, "REMEM_RERANKER_OPTIONS")),
     )
 
 
@@ -62,10 +70,11 @@ def _namespace(env: Mapping[str, str]) -> str | None:
 
 def _recipe(env: Mapping[str, str]) -> str | None:
     value = _get(env, "REMEM_RECIPE")
-    if value is not None and value not in RECIPES:
-        raise ConfigError(
-            f"REMEM_RECIPE={value!r} is not a known recipe; use one of {', '.join(sorted(RECIPES))}"
-        )
+    if value is not None:
+        try:
+            get_recipe(value)
+        except InvalidInputError as exc:
+            raise ConfigError(f"REMEM_RECIPE={value!r}: {exc}") from None
     return value
 
 
@@ -79,21 +88,19 @@ def _embedder(env: Mapping[str, str]) -> str | None:
     return value
 
 
-def _options(env: Mapping[str, str]) -> dict[str, Any]:
-    value = _get(env, "REMEM_EMBEDDER_OPTIONS")
+def _options(env: Mapping[str, str], name: str = "REMEM_EMBEDDER_OPTIONS") -> dict[str, Any]:
+    value = _get(env, name)
     if value is None:
         return {}
     try:
         options = json.loads(value)
     except json.JSONDecodeError as exc:
         raise ConfigError(
-            f"REMEM_EMBEDDER_OPTIONS is not valid JSON ({exc.msg}); expected a JSON object "
+            f"{name} is not valid JSON ({exc.msg}); expected a JSON object "
             'such as {"model": "text-embedding-3-small"}'
         ) from exc
     if not isinstance(options, dict):
-        raise ConfigError(
-            f"REMEM_EMBEDDER_OPTIONS must be a JSON object, not {type(options).__name__}"
-        )
+        raise ConfigError(f"{name} must be a JSON object, not {type(options).__name__}")
     return options
 
 

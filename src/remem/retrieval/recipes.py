@@ -101,23 +101,31 @@ def _value(recipe: Recipe, mechanism: str) -> bool:
     return bool(getattr(recipe, mechanism))
 
 
+DEFAULT = Recipe(
+    "default",
+    {"bm25": 0.6, "dense": 0.4},
+    time=0.5,
+    temporal=0.2,
+    multihop=0.15,
+    graph=0.1,
+    neighbours=0.3,
+    session=0.5,
+    sessions=0.5,
+    diversify=0.15,
+    description="BM25 + dense, time window, temporal intent, multi-hop round, "
+    "entity graph (PPR), neighbour turns, session boost, whole-session BM25, "
+    "session diversity for lists",
+)
 RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in (
-        Recipe(
-            "default",
-            {"bm25": 0.6, "dense": 0.4},
-            time=0.5,
-            temporal=0.2,
-            multihop=0.15,
-            graph=0.1,
-            neighbours=0.3,
-            session=0.5,
-            sessions=0.5,
-            diversify=0.15,
-            description="BM25 + dense, time window, temporal intent, multi-hop round, "
-            "entity graph (PPR), neighbour turns, session boost, whole-session BM25, "
-            "session diversity for lists",
+        DEFAULT,
+        replace(
+            DEFAULT,
+            name="rerank",
+            rerank="cross-encoder",
+            description="default, then a cross-encoder reorders the best 30 (the [rerank] "
+            "extra and a local model)",
         ),
         Recipe(
             "conversation",

@@ -21,6 +21,7 @@ from remem.retrieval.recipes import Recipe
 from remem.stores.base import MemoryFilter, ScopeIndex, Store
 
 Embed = Callable[[str], npt.NDArray[np.float32]]
+Rerank = Callable[[str, Sequence[str]], list[float]]
 Channels = dict[str, list[tuple[str, float]]]
 HIT_KINDS = ("turn", "keyphrase", "fact", "event", "profile", "procedure")  # not summaries
 # FTS5 clamps the idf of a term found in half the memories or more to 1e-6, so BM25
@@ -88,6 +89,7 @@ class Run:
     recipe: Recipe
     now: datetime
     analysis: QueryAnalysis | None = None
+    rerank: Rerank | None = None
     notes: dict[str, Any] = field(default_factory=dict)
     _index: ScopeIndex | None = None
 
@@ -201,13 +203,16 @@ def search(
     limit: int,
     now: datetime,
     reference: datetime | None = None,
+    rerank: Rerank | None = None,
 ) -> SearchRun:
     """The top ``limit`` memories for a query, and what the pipeline decided.
 
     ``now`` is the clock (for expiry); ``reference`` is what relative time expressions in
-    the question are resolved against (default ``now``).
+    the question are resolved against (default ``now``); ``rerank`` scores (question,
+    text) pairs when the recipe names a reranker.
     """
-    run = Run(store, embed, query, replace(flt, kinds=flt.kinds or HIT_KINDS), recipe, now)
+    run = Run(store, embed, query, replace(flt, kinds=flt.kinds or HIT_KINDS), recipe, now,
+              rerank=rerank)  # fmt: skip
     run.analysis = analyze(query, reference or now, _known(run))
     ranking = first_stage(run, run_channels(run))
     for step in PIPELINE:
@@ -355,6 +360,20 @@ def diversify_step(run: Run, ranking: Ranking) -> None:
                                              run.recipe.diversify))  # fmt: skip
 
 
+def rerank_step(run: Run, ranking: Ranking) -> None:
+    """A reranker reorders the best ``rerank_depth`` memories, which stay on top."""
+    if not run.recipe.rerank or run.rerank is None or not ranking.scores:
+        return
+    top = run.allowed(ranking.top(run.recipe.rerank_depth))
+    records = run.store.get_memories(run.flt.namespace, top)
+    scores = run.rerank(run.query, [r.text for r in records])
+    norm = fusion.minmax([(r.id, s) for r, s in zip(records, scores, strict=True)])
+    peak = ranking.peak() or 1.0
+    # reranker order first; the pipeline's score only breaks the reranker's ties
+    new = {i: peak * (1.0 + norm[i]) + 1e-3 * ranking.scores[i] for i in norm}
+    ranking.add("rerank", {i: s - ranking.scores[i] for i, s in new.items()})
+
+
 PIPELINE: tuple[Callable[[Run, Ranking], None], ...] = (
     multihop_step,
     graph_step,
@@ -364,4 +383,5 @@ PIPELINE: tuple[Callable[[Run, Ranking], None], ...] = (
     time_step,
     temporal_step,
     diversify_step,
+    rerank_step,
 )

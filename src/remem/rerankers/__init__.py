@@ -1,0 +1,1 @@
+"""Rerankers: score (question, memory) pairs jointly to reorder the best candidates."""
