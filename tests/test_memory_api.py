@@ -319,6 +319,7 @@ def test_async_memory_basic_flow(tmp_path, embedder):
 
 EXPECTED_PUBLIC_API = {
     "RECIPES",
+    "RerankerConfig",
     "AddResult",
     "AsyncMemory",
     "ConfigError",
@@ -329,6 +330,8 @@ EXPECTED_PUBLIC_API = {
     "DataFormatError",
     "EmbedderConfig",
     "EmbedderError",
+    "EnrichConfig",
+    "Entity",
     "InvalidInputError",
     "Memory",
     "MemoryConfig",

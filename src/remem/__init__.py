@@ -1,6 +1,6 @@
 """remem: long-term memory for LLM agents, offline by default."""
 
-from remem.config import EmbedderConfig, MemoryConfig, StoreConfig
+from remem.config import EmbedderConfig, EnrichConfig, MemoryConfig, RerankerConfig, StoreConfig
 from remem.context import Context, ContextItem
 from remem.engine import AsyncMemory, Memory
 from remem.errors import (
@@ -17,6 +17,7 @@ from remem.errors import (
 )
 from remem.models import (
     AddResult,
+    Entity,
     MemoryEvent,
     MemoryRecord,
     Message,
@@ -41,6 +42,8 @@ __all__ = [
     "DataFormatError",
     "EmbedderConfig",
     "EmbedderError",
+    "EnrichConfig",
+    "Entity",
     "InvalidInputError",
     "Memory",
     "MemoryConfig",
@@ -51,6 +54,7 @@ __all__ = [
     "NotFoundError",
     "Recipe",
     "RememError",
+    "RerankerConfig",
     "Scope",
     "SearchHit",
     "SearchResults",

@@ -34,7 +34,7 @@ from remem.models import (
 from remem.registry import create_embedder, create_reranker, create_store
 from remem.rerankers.base import Reranker
 from remem.retrieval.recipes import Recipe, get_recipe
-from remem.retrieval.search import Rerank
+from remem.retrieval.run import Rerank
 from remem.retrieval.search import search as run_search
 from remem.stores.base import MemoryFilter, NewMemory, Store, WriteBatch
 from remem.util import new_id, parse_timestamp, utcnow

@@ -1,0 +1,232 @@
+"""The retrieval pipeline: first-stage channels and fusion, then each step in order.
+
+Each step is a named function that reads the current ranking and adds to it, recording
+what it added per memory (``Ranking.parts``) for ``explain``; a recipe field at 0
+switches a step off. ``PIPELINE`` gives the order: the steps that gather evidence
+(multi-hop, graph, neighbours, sessions) run before the question-type steps (time,
+temporal intent, list diversity), which work relative to the gathered scores; the
+optional reranker runs last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from remem.retrieval import fusion, scope, steps
+from remem.retrieval.graph import personalized_pagerank
+from remem.retrieval.query import QueryAnalysis, terms
+from remem.retrieval.run import Ranking, Run
+from remem.stores.base import ScopeIndex
+
+Channels = dict[str, list[tuple[str, float]]]
+# FTS5 clamps the idf of a term found in half the memories or more to 1e-6, so BM25
+# scores below this matched only such terms: differences there are noise, not relevance
+BM25_NOISE = 1e-3
+ENTITY_SEED_SHARE = 0.7  # of the restart mass, when the question links to entities
+
+
+def run_channels(run: Run) -> Channels:
+    """Each first-stage channel's candidates, best first."""
+    out: Channels = {}
+    words = run.analysis.terms if run.analysis else tuple(terms(run.query))
+    if "bm25" in run.recipe.channels:
+        found = run.store.keyword_search(words, run.flt, run.recipe.candidates)
+        out["bm25"] = [(h.id, h.score) for h in found]
+    if "dense" in run.recipe.channels:
+        found = run.store.vector_search(run.embed(run.query), run.flt, run.recipe.candidates)
+        out["dense"] = [(h.id, h.score) for h in found]
+    return out
+
+
+def first_stage(run: Run, channels: Channels) -> Ranking:
+    """Fuse the channels as the recipe says, remembering each channel's raw scores."""
+    recipe = run.recipe
+    if recipe.fusion == "rrf":
+        fused = fusion.rrf(channels, recipe.channels, recipe.rrf_k)
+    else:
+        # fewer BM25 hits than asked are all its matches: every other memory scores 0
+        complete = len(channels.get("bm25", ())) < recipe.candidates
+        bounds = {"bm25": (0.0 if complete else None, BM25_NOISE)}
+        fused = fusion.weighted(channels, recipe.channels, recipe.normalizer, bounds)
+    ranking = Ranking(scores=dict(fused))
+    for name, ranked in channels.items():
+        for item, score in ranked:
+            ranking.parts.setdefault(item, {})[name] = score
+            ranking.found.setdefault(item, []).append(name)
+    return ranking
+
+
+def multihop_step(run: Run, ranking: Ranking) -> None:
+    """A second keyword round with the entities the best hits name but the question does
+    not: "what does Ana's sister do" -> the sister's name -> what she does."""
+    recipe = run.recipe
+    if recipe.multihop <= 0 or not ranking.scores or run.analysis is None:
+        return
+    index, rows = run.index, scope.rows(run.index)
+    links = scope.mentions_by_row(index)
+    asked = set(run.analysis.terms) | set(run.analysis.entities)
+    specificity = scope.specificity(index)
+    weight: dict[str, float] = {}
+    seeds = ranking.top(recipe.multihop_seeds)
+    for item in seeds:
+        for j, w in links.get(rows.get(item, -1), ()):
+            entity = index.entities[j]
+            if entity.kind == "speaker" or entity.key in asked or set(entity.key.split()) <= asked:
+                continue  # speakers name half the turns; asked entities are no new hop
+            gain = w * specificity[j] * ranking.scores[item]
+            weight[entity.key] = weight.get(entity.key, 0.0) + gain
+    expansion = [k for k, _ in sorted(weight.items(), key=lambda kv: -kv[1])[:6]]
+    if not expansion:
+        return
+    words = list(dict.fromkeys([*run.analysis.terms, *(w for k in expansion for w in terms(k))]))
+    found = run.store.keyword_search(words, run.flt, recipe.candidates)
+    norm = fusion.max_normalized([(h.id, h.score) for h in found])
+    peak, skip = ranking.peak(), set(seeds)
+    ranking.add("multihop", {i: recipe.multihop * peak * s for i, s in norm.items()
+                             if i not in skip})  # fmt: skip
+    run.notes["multihop_terms"] = expansion
+
+
+def graph_step(run: Run, ranking: Ranking) -> None:
+    """Personalized PageRank from the question's entities and the best hits."""
+    recipe = run.recipe
+    if recipe.graph <= 0 or not ranking.scores or not run.index.mentions or not run.analysis:
+        return
+    index, rows = run.index, scope.rows(run.index)
+    entities = _entity_seeds(index, run.analysis)
+    top = ranking.top(recipe.graph_seeds)
+    memories = {rows[i]: ranking.scores[i] for i in top if i in rows}
+    seeds = steps.mix_seeds(entities, memories, len(index.ids), ENTITY_SEED_SHARE)
+    g = scope.graph(index)
+    walk = personalized_pagerank(g, seeds, damping=recipe.graph_damping)[: len(index.ids)]
+    walk[list(memories)] = 0.0  # the hits that seeded the walk have their scores already
+    best = float(walk.max()) if walk.size else 0.0
+    if best <= 0:
+        return
+    peak = ranking.peak()
+    order = np.argsort(-walk)[: recipe.candidates]
+    reached = {index.ids[r]: float(walk[r]) / best for r in order if walk[r] > 0}
+    kept = set(run.allowed(list(reached)))
+    ranking.add("graph", {i: recipe.graph * peak * s for i, s in reached.items() if i in kept})
+    run.notes["graph_seeds"] = {
+        "entities": sorted(index.entities[j].key for j in entities)[:10],
+        "memories": len(top),
+    }
+
+
+def _entity_seeds(index: ScopeIndex, analysis: QueryAnalysis) -> dict[int, float]:
+    """Entity rows the question links to: the entities it names (weight 1), and the key
+    phrases and names sharing its words (by the share of their words it has), each
+    times the entity's specificity. Lexical linking stands in for HippoRAG's dense one."""
+    specificity, by_key = scope.specificity(index), scope.entity_rows(index)
+    found: dict[int, float] = {}
+    for key in analysis.entities:
+        for j in by_key.get(key, ()):
+            found[j] = specificity[j]
+    asked = set(analysis.terms)
+    for word in asked:
+        for j in scope.entities_with_word(index).get(word, ()):
+            parts = index.entities[j].key.split()
+            share = sum(1 for p in parts if p in asked) / len(parts)
+            found[j] = max(found.get(j, 0.0), share * specificity[j])
+    return found
+
+
+def neighbour_step(run: Run, ranking: Ranking) -> None:
+    """Adjacent turns support each other (and join the candidates)."""
+    pool = ranking.best(run.recipe.candidates)
+    deltas = steps.neighbour_support(pool, run.neighbours_of, run.recipe.neighbours)
+    ranking.add("neighbours", deltas)
+
+
+def session_step(run: Run, ranking: Ranking) -> None:
+    """Turns of conversations that match in several places gain."""
+    pool = ranking.best(run.recipe.candidates)
+    deltas = steps.session_support(pool, run.session_of, run.recipe.session,
+                                   run.recipe.session_top)  # fmt: skip
+    ranking.add("session", deltas)
+
+
+def sessions_step(run: Run, ranking: Ranking) -> None:
+    """Sessions that match the question as a whole lift their turns (coarse to fine):
+    BM25 over each session's turns taken as one document."""
+    if run.recipe.sessions <= 0 or not ranking.scores or run.analysis is None:
+        return
+    found = run.store.session_search(run.analysis.terms, run.flt, run.recipe.candidates)
+    sessions = {h.id: h.score for h in found}
+    pool = ranking.best(run.recipe.candidates)
+    deltas = steps.spread_to_sessions(pool, sessions, run.session_of, run.recipe.sessions)
+    ranking.add("sessions", deltas)
+
+
+def time_step(run: Run, ranking: Ranking) -> None:
+    """Memories inside the question's time window gain ``recipe.time`` of the top score."""
+    windows = run.analysis.windows if run.analysis else ()
+    if run.recipe.time <= 0 or not windows:
+        return
+    index, times = run.index, scope.times_by_row(run.index)
+    peak = ranking.peak() or 1.0
+    fits = {
+        index.ids[row]: fit
+        for row in range(len(index.ids))
+        if (fit := steps.time_match(windows, index.occurred[row], times.get(row, ()))) > 0
+    }
+    matches = dict(sorted(fits.items(), key=lambda kv: -kv[1] - ranking.scores.get(kv[0], 0))
+                   [: run.recipe.candidates])  # fmt: skip
+    kept = set(run.allowed(list(matches)))
+    ranking.add("time", {i: run.recipe.time * peak * m for i, m in matches.items() if i in kept})
+    for item in kept:
+        ranking.found.setdefault(item, []).append("time")
+
+
+def temporal_step(run: Run, ranking: Ranking) -> None:
+    """For "when" and "how long" questions, memories that mention a time gain a share."""
+    if run.recipe.temporal <= 0 or not run.analysis:
+        return
+    if run.analysis.intent not in ("when", "duration"):
+        return
+    rows, times = scope.rows(run.index), scope.times_by_row(run.index)
+    dated = {
+        item: score
+        for item, score in ranking.scores.items()
+        if (row := rows.get(item)) is not None
+        and any(t.kind != "vague" for t in times.get(row, ()))
+    }
+    ranking.add("temporal", {i: run.recipe.temporal * s for i, s in dated.items()})
+
+
+def diversify_step(run: Run, ranking: Ranking) -> None:
+    """For list and count questions, spread the top hits over sessions."""
+    if run.analysis is None or run.analysis.intent not in ("list", "count"):
+        return
+    ranking.add("diversify", steps.diversify(dict(ranking.scores), run.session_of,
+                                             run.recipe.diversify))  # fmt: skip
+
+
+def rerank_step(run: Run, ranking: Ranking) -> None:
+    """A reranker reorders the best ``rerank_depth`` memories, which stay on top."""
+    if not run.recipe.rerank or run.rerank is None or not ranking.scores:
+        return
+    top = run.allowed(ranking.top(run.recipe.rerank_depth))
+    records = run.store.get_memories(run.flt.namespace, top)
+    scores = run.rerank(run.query, [r.text for r in records])
+    norm = fusion.minmax([(r.id, s) for r, s in zip(records, scores, strict=True)])
+    peak = ranking.peak() or 1.0
+    # reranker order first; the pipeline's score only breaks the reranker's ties
+    new = {i: peak * (1.0 + norm[i]) + 1e-3 * ranking.scores[i] for i in norm}
+    ranking.add("rerank", {i: s - ranking.scores[i] for i, s in new.items()})
+
+
+PIPELINE: tuple[Callable[[Run, Ranking], None], ...] = (
+    multihop_step,
+    graph_step,
+    neighbour_step,
+    session_step,
+    sessions_step,
+    time_step,
+    temporal_step,
+    diversify_step,
+    rerank_step,
+)
