@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from remem import InvalidInputError, Memory, MemoryConfig, StoreConfig
+from remem import InvalidInputError, Memory, MemoryConfig, Scope, StoreConfig
 from remem.config import EnrichConfig
 from remem.embedders.base import Embedder
 
@@ -132,3 +132,44 @@ def test_config_is_frozen() -> None:
     with pytest.raises(AttributeError):
         config.entities = False  # type: ignore[misc]
     assert replace(config, summaries=False).summaries is False
+
+
+def test_editing_a_text_drops_what_ingest_found_in_the_old_one(memory: Memory) -> None:
+    result = memory.add([{"content": "I met Maria in Porto yesterday.", "name": "Ana"}],
+                        user_id="ana", timestamp="2023-05-08T10:00:00")  # fmt: skip
+    (turn,) = result.memories
+    assert "maria" in {e.key for e in memory.entities(user_id="ana")}
+    edited = memory.update(turn.id, text="Ana: I stayed home.")
+    assert {"entities", "times", "keyphrases"}.isdisjoint(edited.attributes)
+    assert edited.attributes["speaker"] == "Ana"
+    assert memory.entities(user_id="ana") == []
+
+
+def test_a_database_from_before_enrichment_is_indexed_on_open(tmp_path: Path) -> None:
+    import sqlite3
+
+    from remem.stores.base import MemoryFilter
+    from remem.stores.sqlite.migrations import MIGRATIONS
+    from remem.stores.sqlite.store import SQLiteStore
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)  # a remem 0.1 file: migrations 1-2
+    conn.execute("CREATE TABLE remem_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    conn.execute("INSERT INTO remem_meta VALUES ('app', 'remem')")
+    conn.execute("CREATE TABLE schema_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                 "applied_at TEXT NOT NULL)")  # fmt: skip
+    for number, name, migrate in MIGRATIONS[:2]:
+        migrate(conn)
+        conn.execute("INSERT INTO schema_migrations VALUES (?, ?, '2024-01-01')", (number, name))
+    conn.execute(
+        "INSERT INTO memories (id, namespace, user_id, session_id, kind, text, index_text, "
+        "created_at, updated_at) VALUES ('m1', 'default', 'ana', 's1', 'turn', "
+        "'Ana: turtles love lettuce', 'Ana: turtles love lettuce', '2024-01-01', '2024-01-01')"
+    )
+    conn.close()
+    store = SQLiteStore(path)
+    assert store.schema_version == len(MIGRATIONS)
+    assert store.term_counts(Scope(user_id="ana"), ["turtles"]) == (1, {"turtles": 1})
+    hits = store.session_search(["lettuce"], MemoryFilter(user_id="ana"), 5)
+    assert [h.score > 0 for h in hits] == [True]
+    store.close()

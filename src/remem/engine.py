@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from remem import portability
+from remem.annotations import ENTITIES, KEYPHRASES, TIMES
 from remem.config import EmbedderConfig, MemoryConfig, StoreConfig
 from remem.context import Context, pack
 from remem.embedders.base import Embedder
@@ -49,6 +50,7 @@ from remem.validation import (
 )
 
 _UPDATABLE = ("text", "metadata", "pinned", "expires_at", "importance")
+DERIVED = (ENTITIES, KEYPHRASES, TIMES)
 
 
 class Memory:
@@ -179,6 +181,10 @@ class Memory:
         if "text" in changes:
             clean["text"] = check_text(changes["text"], "text", self.config.max_message_chars)
             index_text, vector = clean["text"], self.embedder.embed_one(clean["text"])
+            # what ingest found in the old text no longer holds: drop it, so the entity
+            # and time indexes do not point at words the memory no longer has
+            old = self.get(memory_id).attributes
+            clean["attributes"] = {k: v for k, v in old.items() if k not in DERIVED}
         if "metadata" in changes:
             clean["metadata"] = check_metadata(changes["metadata"])
         if "pinned" in changes:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable
+
+from remem.stores.sqlite.links import link_memory
 
 Migration = tuple[int, str, Callable[[sqlite3.Connection], None]]
 
@@ -170,10 +173,21 @@ def _create_links(conn: sqlite3.Connection) -> None:
     )
 
 
+def _link_existing(conn: sqlite3.Connection) -> None:
+    """Derive links, term counts and session documents for memories written before them."""
+    for row in conn.execute(
+        "SELECT id, namespace, user_id, agent_id, session_id, kind, text, attributes "
+        "FROM memories ORDER BY pk"
+    ).fetchall():
+        link_memory(conn, row[0], (row[1], row[2], row[3], row[4]), row[5], row[6],
+                    json.loads(row[7]))  # fmt: skip
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "create_core_tables", _create_core),
     (2, "create_fts5_index", _create_fts),
     (3, "create_entity_time_term_and_session_tables", _create_links),
+    (4, "link_existing_memories", _link_existing),
 )
 
 
