@@ -50,3 +50,14 @@ def test_analyze_resolves_windows_against_the_reference_and_finds_known_entities
 
 def test_vague_times_do_not_become_windows() -> None:
     assert analyze("What did Ana do recently?", datetime(2024, 1, 1), {}).windows == ()
+
+
+def test_events_a_question_is_placed_before_or_after_become_anchors() -> None:
+    got = analyze("What did Caroline realize after her charity race?", datetime(2024, 1, 1), {})
+    assert [(a.relation, a.event) for a in got.anchors] == [("after", "charity race")]
+    both = analyze("What did Ana eat before the concert and after the show?",
+                   datetime(2024, 1, 1), {})  # fmt: skip
+    assert [(a.relation, a.event) for a in both.anchors] == [("before", "concert"),
+                                                             ("after", "show")]  # fmt: skip
+    dated = analyze("What happened after May 2023?", datetime(2024, 1, 1), {})
+    assert dated.anchors == () and dated.windows  # a date is a window, not an event

@@ -78,6 +78,39 @@ def test_a_relative_date_is_found_by_its_resolved_day(chat: Memory) -> None:
     assert turns(chat, query, "default")[0] == "1:3"
 
 
+def test_a_time_relative_to_an_event_is_found_after_that_event(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    m = Memory(tmp_path / "anchor.db", embedder=embedder)
+    add(m, "s1", "2023-03-01", [("1:1", "Ana", "I went to a Coldplay concert yesterday!")])
+    add(
+        m,
+        "s2",
+        "2023-03-10",
+        [
+            (
+                "2:1",
+                "Ana",
+                "So I started taking guitar lessons with a teacher down the road, twice a week.",
+            )
+        ],
+    )
+    add(m, "s3", "2023-01-10", [("3:1", "Ana", "I started a pottery class.")])
+    add(m, "s4", "2023-06-01", [("4:1", "Ana", "I started learning French.")])
+    query = "What did Ana start after the concert?"
+    plain = turns(m, query, BM25)
+    assert plain.index("2:1") > min(plain.index("3:1"), plain.index("4:1"))
+    anchored = turns(m, query, only("time", time=1.0))
+    assert anchored.index("2:1") < min(anchored.index("3:1"), anchored.index("4:1"))
+    hits = m.search(query, user_id="ana", explain=True)
+    assert hits.explain is not None
+    (window,) = hits.explain["query"]["time_windows"]
+    assert (window["text"], window["start"], window["end"]) == (
+        "after the concert", "2023-02-28", "2023-03-30"
+    )  # fmt: skip
+    m.close()
+
+
 def test_when_questions_prefer_turns_that_say_when(chat: Memory) -> None:
     query = "When did Ana adopt the dog?"
     plain = turns(chat, query, BM25)

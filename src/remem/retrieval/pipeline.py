@@ -11,6 +11,8 @@ optional reranker runs last.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import date, timedelta
 
 import numpy as np
 
@@ -19,12 +21,14 @@ from remem.retrieval.graph import personalized_pagerank
 from remem.retrieval.query import QueryAnalysis, terms
 from remem.retrieval.run import Ranking, Run
 from remem.stores.base import ScopeIndex
+from remem.times import TimeSpan
 
 Channels = dict[str, list[tuple[str, float]]]
 # FTS5 clamps the idf of a term found in half the memories or more to 1e-6, so BM25
 # scores below this matched only such terms: differences there are noise, not relevance
 BM25_NOISE = 1e-3
 ENTITY_SEED_SHARE = 0.7  # of the restart mass, when the question links to entities
+ANCHOR_DAYS = timedelta(days=30)  # how far "after the trip" reaches past the trip
 
 
 def run_channels(run: Run) -> Channels:
@@ -161,6 +165,41 @@ def sessions_step(run: Run, ranking: Ranking) -> None:
     ranking.add("sessions", deltas)
 
 
+def anchor_step(run: Run, ranking: Ranking) -> None:
+    """Turn "after the accident" into a time window: find the event (BM25 over its
+    words), take the period it mentions (or the day it was said) and reach
+    ``ANCHOR_DAYS`` past it in the question's direction. ``time_step`` then uses it."""
+    analysis = run.analysis
+    if run.recipe.time <= 0 or analysis is None or not analysis.anchors:
+        return
+    windows = []
+    for anchor in analysis.anchors:
+        found = run.store.keyword_search(terms(anchor.event), run.flt, 1)
+        period = _period(run, found[0].id) if found else None
+        if period is None:
+            continue
+        start, end = period
+        if anchor.relation == "after":
+            start, end = start, end + ANCHOR_DAYS
+        else:
+            start, end = start - ANCHOR_DAYS, end
+        text = f"{anchor.relation} the {anchor.event}"
+        windows.append(TimeSpan(text, -1, start, end, "range", "date", True, False))
+    run.analysis = replace(analysis, windows=(*analysis.windows, *windows))
+
+
+def _period(run: Run, memory_id: str) -> tuple[date, date] | None:
+    """The period a memory mentions, else the day it was said."""
+    row = scope.rows(run.index).get(memory_id)
+    if row is None:
+        return None
+    for link in scope.times_by_row(run.index).get(row, ()):
+        if link.kind != "vague":
+            return link.start, link.end
+    said = run.index.occurred[row]
+    return (said.date(), said.date()) if said is not None else None
+
+
 def time_step(run: Run, ranking: Ranking) -> None:
     """Memories inside the question's time window gain ``recipe.time`` of the top score."""
     windows = run.analysis.windows if run.analysis else ()
@@ -225,6 +264,7 @@ PIPELINE: tuple[Callable[[Run, Ranking], None], ...] = (
     neighbour_step,
     session_step,
     sessions_step,
+    anchor_step,
     time_step,
     temporal_step,
     diversify_step,

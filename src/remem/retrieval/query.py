@@ -71,6 +71,22 @@ def intent(question: str) -> str | None:
     return None
 
 
+# "before the trip", "after her charity race": a time relative to an event, not a date
+_ANCHOR = re.compile(
+    r"\b(before|after|since|until)\s+(?:the|my|his|her|their|our|your|a|an)\s+"
+    r"([a-z][a-z' -]{1,40}?)(?=\s+(?:to|and|when|while|in|on|at|with|for)\b|[?.,!;]|$)",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """An event a question places its answer before or after ("after the accident")."""
+
+    relation: str  # "before" or "after"
+    event: str
+
+
 @dataclass(frozen=True)
 class QueryAnalysis:
     """What retrieval understood of a question."""
@@ -81,6 +97,7 @@ class QueryAnalysis:
     windows: tuple[TimeSpan, ...]
     entities: tuple[str, ...]
     reference: datetime
+    anchors: tuple[Anchor, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, for ``explain``."""
@@ -93,6 +110,7 @@ class QueryAnalysis:
                 for w in self.windows
             ],
             "entities": list(self.entities),
+            "anchors": [{"relation": a.relation, "event": a.event} for a in self.anchors],
             "reference_time": self.reference.isoformat(),
         }  # fmt: skip
 
@@ -104,5 +122,18 @@ def analyze(question: str, reference: datetime, known: Mapping[str, str]) -> Que
     named = query_entities(question, known)
     entities = tuple(dict.fromkeys(m.key for m in named if m.key in known))
     return QueryAnalysis(
-        question, tuple(terms(question)), intent(question), windows, entities, reference
-    )
+        question, tuple(terms(question)), intent(question), windows, entities, reference,
+        anchors(question, windows),
+    )  # fmt: skip
+
+
+def anchors(question: str, windows: tuple[TimeSpan, ...] = ()) -> tuple[Anchor, ...]:
+    """Events the question places its answer before or after, where no date does."""
+    dated = [(w.offset, w.offset + len(w.text)) for w in windows]
+    found = []
+    for match in _ANCHOR.finditer(question):
+        if any(a <= match.start() < b or match.start() <= a < match.end() for a, b in dated):
+            continue
+        relation = "before" if match.group(1).lower() in ("before", "until") else "after"
+        found.append(Anchor(relation, match.group(2).strip().lower()))
+    return tuple(found)
