@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from remem.annotations import TimeLink
 from remem.retrieval.graph import Graph, build_graph
@@ -47,19 +47,6 @@ def neighbours(index: ScopeIndex, row: int, radius: int = 1) -> list[int]:
     key = index.sessions[row]
     found = (table.get((key, position + d)) for d in range(-radius, radius + 1) if d)
     return [r for r in found if r is not None]
-
-
-def session_rows(index: ScopeIndex) -> dict[str, list[int]]:
-    """Conversation key -> its turn rows."""
-
-    def build(ix: ScopeIndex) -> dict[str, list[int]]:
-        out: dict[str, list[int]] = {}
-        for i, key in enumerate(ix.sessions):
-            if ix.kinds[i] == "turn":
-                out.setdefault(key, []).append(i)
-        return out
-
-    return _memo(index, "session_rows", build)
 
 
 def entity_rows(index: ScopeIndex) -> dict[str, list[int]]:
@@ -135,8 +122,3 @@ def graph(index: ScopeIndex) -> Graph:
         return build_graph(len(ix.ids), len(ix.entities), ix.mentions)
 
     return _memo(index, "graph", build)
-
-
-def memo(index: ScopeIndex, name: str, build: Callable[[ScopeIndex], Any]) -> Any:
-    """Any other derived structure, built once per index."""
-    return _memo(index, name, build)
