@@ -118,10 +118,10 @@ class Memory:
         ]
         summary, supersedes = self._summary(scope, records, now)
         if summary is not None:
-            records.append(summary.record)
-            texts.append(summary.index_text)
+            records.append(summary[0])
+            texts.append(summary[1])
         vectors = self.embedder.embed([turn_embed_text(m) for m in fresh] +
-                                      ([summary.record.text] if summary else []))  # fmt: skip
+                                      ([summary[0].text] if summary else []))  # fmt: skip
         batch = WriteBatch(
             messages=tuple(logged),
             memories=tuple(
@@ -135,7 +135,7 @@ class Memory:
             memories=tuple(r for r in records if r.kind == "turn" and r.source_ids[0]
                            not in skipped),
             duplicate_ids=tuple(m.id for m in logged if m.id in skipped),
-            derived=(summary.record,) if summary is not None else (),
+            derived=(summary[0],) if summary is not None else (),
         )  # fmt: skip
 
     def _enrich(self, scope: Scope, messages: builtins.list[Message]) -> builtins.list[Enriched]:
@@ -150,9 +150,9 @@ class Memory:
 
     def _summary(
         self, scope: Scope, new_turns: builtins.list[MemoryRecord], now: datetime
-    ) -> tuple[NewMemory | None, dict[str, str]]:
-        """A fresh summary of the session these turns join, if it is due, and what it
-        supersedes (the session's previous summary)."""
+    ) -> tuple[tuple[MemoryRecord, str] | None, dict[str, str]]:
+        """A fresh summary of the session these turns join (the record and its indexed
+        text), if it is due, and what it supersedes (the session's previous summary)."""
         if not (self.config.enrich.summaries and new_turns and scope.session_id):
             return None, {}
         flt = MemoryFilter(self.namespace, scope.user_id, scope.agent_id, scope.session_id)
@@ -169,7 +169,7 @@ class Memory:
             updated_at=now, attributes=draft.attributes,
         )  # fmt: skip
         when = f" [{format_day(record.occurred_at)}]" if record.occurred_at else ""
-        return NewMemory(record, draft.text + when, None), ({old[0].id: record.id} if old else {})
+        return (record, draft.text + when), ({old[0].id: record.id} if old else {})
 
     def update(self, memory_id: str, *, reason: str = "update", **changes: Any) -> MemoryRecord:
         """Change a memory's text, metadata, pinned, expires_at or importance (audited)."""
