@@ -148,6 +148,7 @@ def test_editing_a_text_drops_what_ingest_found_in_the_old_one(memory: Memory) -
 def test_a_database_from_before_enrichment_is_indexed_on_open(tmp_path: Path) -> None:
     import sqlite3
 
+    from remem.index.cache import LiveIndex
     from remem.stores.base import MemoryFilter
     from remem.stores.sqlite.migrations import MIGRATIONS
     from remem.stores.sqlite.store import SQLiteStore
@@ -170,6 +171,7 @@ def test_a_database_from_before_enrichment_is_indexed_on_open(tmp_path: Path) ->
     store = SQLiteStore(path)
     assert store.schema_version == len(MIGRATIONS)
     assert store.term_counts(Scope(user_id="ana"), ["turtles"]) == (1, {"turtles": 1})
-    hits = store.session_search(["lettuce"], MemoryFilter(user_id="ana"), 5)
-    assert [h.score > 0 for h in hits] == [True]
+    with LiveIndex(store).open(MemoryFilter(user_id="ana")) as index:
+        hits = index.session_search(["lettuce"], 5)
+    assert [score > 0 for _, score in hits] == [True]
     store.close()

@@ -12,8 +12,9 @@ from remem.formation import keyphrases
 from remem.formation.enrich import enrich, index_suffix
 from remem.formation.salience import entity_table
 from remem.formation.summaries import needs_refresh, salience, summarize
+from remem.index.live import LiveScope
 from remem.models import MemoryRecord, Message, Scope
-from remem.stores.base import EntityRow, ScopeIndex
+from remem.stores.base import Changes, EntityRow, IndexRow
 
 T = datetime(2023, 5, 8, 14, 0)
 
@@ -100,14 +101,21 @@ def test_summaries_refresh_as_a_session_grows() -> None:
 
 
 def test_entity_strength_decays_over_later_sessions() -> None:
-    index = ScopeIndex(
-        ids=("a", "b", "c"), kinds=("turn",) * 3, sessions=("s1", "s2", "s3"),
-        positions=(1, 1, 1), occurred=(T, T, T), expires=(None,) * 3,
-        entities=(EntityRow("jazz", "jazz", "keyphrase"), EntityRow("rex", "Rex", "name")),
-        mentions=((0, 0, 1.0), (2, 1, 1.0), (0, 1, 0.5)),
-    )  # fmt: skip
+    def row(memory_id: str, session: str, attributes: dict[str, object]) -> IndexRow:
+        return IndexRow(memory_id, "turn", "u", "", session, 1, T, T, None, True, {},
+                        attributes, "text", "text", None)  # fmt: skip
+
+    index = LiveScope()
+    index.apply(Changes(1, (
+        row("a", "s1", {"keyphrases": [{"key": "jazz", "score": 8.0},
+                                       {"key": "rex", "score": 4.0}]}),
+        row("b", "s2", {}),
+        row("c", "s3", {"entities": [{"key": "rex", "name": "Rex", "kind": "name"}]}),
+    )))  # fmt: skip
+    assert index.entities == [EntityRow("jazz", "jazz", "keyphrase"),
+                              EntityRow("rex", "rex", "keyphrase")]  # fmt: skip
     table = {e.key: e for e in entity_table(index, decay=0.5)}
     assert table["jazz"].strength == 0.25  # said in s1, two sessions ago
     assert table["rex"].strength == pytest.approx(1.0 + 0.5 * 0.25)
     assert (table["rex"].mentions, table["rex"].sessions) == (2, 2)
-    assert table["rex"].memory_ids == ("c", "a")
+    assert table["rex"].memory_ids == ("a", "c")

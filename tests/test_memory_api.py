@@ -140,7 +140,13 @@ def test_search_filters(memory):
     dated = memory.search(QUERY, user_id="ana", since="2023-05-01", until="2023-05-31")
     assert dated.hits
     assert all(h.memory.occurred_at is not None for h in dated)
-    assert memory.search(QUERY, user_id="ana", since="2024-01-01").hits == ()
+    assert memory.search(QUERY, user_id="ana", since="2099-01-01").hits == ()
+    # a memory added without a timestamp is found by when it was recorded, as list shows it
+    undated = [m for m in memory.list(user_id="ana") if m.occurred_at is None]
+    assert undated
+    recent = memory.search(QUERY, user_id="ana", since=undated[0].created_at, limit=50)
+    assert {h.memory.id for h in recent} >= {m.id for m in undated}
+    assert all(h.memory.occurred_at is None for h in recent)
 
 
 def test_unknown_recipe_lists_the_names(memory):

@@ -15,6 +15,8 @@ and on import alike, so an export carries everything and nothing can drift.
 from __future__ import annotations
 
 import re
+import threading
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -100,14 +102,38 @@ def words(text: str) -> list[str]:
     return [m.group(0).split("'")[0] for m in _WORD.finditer(text.lower())]
 
 
-_STEMMER = snowballstemmer.stemmer("english")
+_STEMMERS = threading.local()  # a Snowball stemmer keeps state while it works: one per thread
+_TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+def _stemmer() -> Any:
+    found = getattr(_STEMMERS, "stemmer", None)
+    if found is None:
+        found = _STEMMERS.stemmer = snowballstemmer.stemmer("english")
+    return found
 
 
 @lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
-    """The Snowball (Porter 2) stem of a lower-case word ("camping" -> "camp")."""
-    result: str = _STEMMER.stemWord(word)
+    """The Snowball (Porter 2) stem of a lower-case word ("camping" -> "camp"); safe to
+    call from several threads (each has its own stemmer; the cache is shared)."""
+    result: str = _stemmer().stemWord(word)
     return result
+
+
+def _fold(text: str) -> str:
+    """Lower case without diacritics ("Café" -> "cafe")."""
+    lowered = text.lower()
+    if lowered.isascii():
+        return lowered
+    decomposed = unicodedata.normalize("NFKD", lowered)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def keyword_terms(text: str) -> list[str]:
+    """The terms of the keyword (BM25) index, in order: lower-cased, diacritics removed,
+    letters and digits split at anything else ("Nate's" -> "nate", "s"), stemmed."""
+    return [stem(t) if not t.isdigit() else t for t in _TOKEN.findall(_fold(text))]
 
 
 def stems(text: str) -> list[str]:

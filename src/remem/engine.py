@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import re
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -21,6 +23,7 @@ from remem.formation.enrich import Enriched, enrich, index_suffix
 from remem.formation.salience import entity_table
 from remem.formation.summaries import needs_refresh, summarize
 from remem.formation.turns import format_day, turn_embed_text, turn_index_text, turn_memories
+from remem.index.cache import LiveIndex
 from remem.models import (
     AddResult,
     Entity,
@@ -37,7 +40,7 @@ from remem.rerankers.base import Reranker
 from remem.retrieval.recipes import Recipe, get_recipe
 from remem.retrieval.run import Rerank
 from remem.retrieval.search import search as run_search
-from remem.stores.base import MemoryFilter, NewMemory, Store, WriteBatch
+from remem.stores.base import KEEP, MemoryFilter, MemoryPatch, NewMemory, Store, WriteBatch
 from remem.util import new_id, parse_timestamp, utcnow
 from remem.validation import (
     check_id,
@@ -49,6 +52,7 @@ from remem.validation import (
     normalize_messages,
 )
 
+_FILTER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _UPDATABLE = ("text", "metadata", "pinned", "expires_at", "importance")
 DERIVED = (ENTITIES, KEYPHRASES, TIMES)
 
@@ -73,7 +77,8 @@ class Memory:
             path if isinstance(path, MemoryConfig) else MemoryConfig(StoreConfig(path=str(path)))
         )
         self.config = config
-        self.namespace = check_id(namespace or config.namespace, "namespace")
+        self.namespace = check_id(config.namespace if namespace is None else namespace,
+                                  "namespace")  # fmt: skip
         self.recipe = get_recipe(recipe or config.recipe)
         self._owns_embedder = not isinstance(embedder, Embedder)
         if isinstance(embedder, Embedder):
@@ -83,8 +88,14 @@ class Memory:
                 EmbedderConfig(embedder) if embedder else config.embedder
             )
         self.store: Store = create_store(config.store)
+        self.index = LiveIndex(self.store)
         self._rerankers: dict[str, Reranker] = {}
-        self.store.bind_embedder(self.embedder.model_id, self.embedder.dimensions)
+        self._rerankers_lock = threading.Lock()
+        try:
+            self.store.bind_embedder(self.embedder.model_id, self.embedder.dimensions)
+        except BaseException:
+            self.store.close()
+            raise
 
     # -- writing -----------------------------------------------------------------------
 
@@ -116,7 +127,7 @@ class Memory:
         texts = [
             turn_index_text(m, index_suffix(e.times)) for m, e in zip(fresh, enriched, strict=True)
         ]
-        summary, supersedes = self._summary(scope, records, now)
+        summary = self._summary(scope, records, len(fresh), now)
         if summary is not None:
             records.append(summary[0])
             texts.append(summary[1])
@@ -127,7 +138,7 @@ class Memory:
             memories=tuple(
                 NewMemory(r, t, v) for r, t, v in zip(records, texts, vectors, strict=True)
             ),
-            supersedes=supersedes,
+            singleton_kinds=("summary",),
         )
         skipped = set(self.store.write(batch))
         return AddResult(
@@ -149,54 +160,54 @@ class Memory:
         )  # fmt: skip
 
     def _summary(
-        self, scope: Scope, new_turns: builtins.list[MemoryRecord], now: datetime
-    ) -> tuple[tuple[MemoryRecord, str] | None, dict[str, str]]:
-        """A fresh summary of the session these turns join (the record and its indexed
-        text), if it is due, and what it supersedes (the session's previous summary)."""
+        self, scope: Scope, new_turns: builtins.list[MemoryRecord], fresh: int, now: datetime
+    ) -> tuple[MemoryRecord, str] | None:
+        """A fresh summary of exactly the session these turns join (the record and its
+        indexed text), if it is due. Deciding reads two counters, not the session; the
+        write then supersedes whatever summary is current in the same transaction."""
         if not (self.config.enrich.summaries and new_turns and scope.session_id):
-            return None, {}
-        flt = MemoryFilter(self.namespace, scope.user_id, scope.agent_id, scope.session_id)
-        old = self.store.list_memories(replace(flt, kinds=("summary",)), limit=1)
-        turns = self.store.list_memories(replace(flt, kinds=("turn",)), limit=10_000)
-        turns = [*reversed(turns), *new_turns]  # the store lists newest first
-        done = old[0].attributes.get("turns") if old else None
-        draft = summarize(turns) if needs_refresh(len(turns), done) else None
+            return None
+        info = self.store.session_info(scope)
+        done = info.summary.attributes.get("turns") if info.summary else None
+        if not needs_refresh(info.messages + fresh, done if isinstance(done, int) else None):
+            return None
+        turns = [*self.store.session_turns(scope), *new_turns]
+        draft = summarize(turns)
         if draft is None:
-            return None, {}
+            return None
         record = MemoryRecord(
             id=new_id(), kind="summary", text=draft.text, scope=scope,
             source_ids=draft.source_ids, occurred_at=turns[-1].occurred_at, created_at=now,
             updated_at=now, attributes=draft.attributes,
         )  # fmt: skip
         when = f" [{format_day(record.occurred_at)}]" if record.occurred_at else ""
-        return (record, draft.text + when), ({old[0].id: record.id} if old else {})
+        return record, draft.text + when
 
     def update(self, memory_id: str, *, reason: str = "update", **changes: Any) -> MemoryRecord:
         """Change a memory's text, metadata, pinned, expires_at or importance (audited)."""
         unknown = set(changes) - set(_UPDATABLE)
         if unknown or not changes:
-            raise InvalidInputError(f"update takes some of {_UPDATABLE}, not {sorted(unknown)}")
-        clean: dict[str, Any] = {}
-        index_text, vector = None, None
+            raise InvalidInputError(
+                f"update takes some of {', '.join(_UPDATABLE)}, not {sorted(unknown) or 'nothing'}"
+            )
+        memory_id = check_id(memory_id, "memory_id")
+        patch = MemoryPatch(
+            metadata=check_metadata(changes["metadata"]) if "metadata" in changes else KEEP,
+            pinned=_flag(changes["pinned"], "pinned") if "pinned" in changes else KEEP,
+            expires_at=(parse_timestamp(changes["expires_at"], "expires_at")
+                        if "expires_at" in changes else KEEP),
+            importance=(_unit_float(changes["importance"], "importance")
+                        if "importance" in changes else KEEP),
+        )  # fmt: skip
         if "text" in changes:
-            clean["text"] = check_text(changes["text"], "text", self.config.max_message_chars)
-            index_text, vector = clean["text"], self.embedder.embed_one(clean["text"])
+            text = check_text(changes["text"], "text", self.config.max_message_chars)
             # what ingest found in the old text no longer holds: drop it, so the entity
             # and time indexes do not point at words the memory no longer has
             old = self.get(memory_id).attributes
-            clean["attributes"] = {k: v for k, v in old.items() if k not in DERIVED}
-        if "metadata" in changes:
-            clean["metadata"] = check_metadata(changes["metadata"])
-        if "pinned" in changes:
-            clean["pinned"] = bool(changes["pinned"])
-        if "expires_at" in changes:
-            clean["expires_at"] = parse_timestamp(changes["expires_at"], "expires_at")
-        if "importance" in changes:
-            clean["importance"] = _unit_float(changes["importance"], "importance")
-        return self.store.update_memory(
-            self.namespace, check_id(memory_id, "memory_id"), clean, index_text, vector,
-            "user", reason,
-        )  # fmt: skip
+            kept = {k: v for k, v in old.items() if k not in DERIVED}
+            vector = self.embedder.embed_one(text)
+            patch = replace(patch, text=text, index_text=text, vector=vector, attributes=kept)
+        return self.store.update_memory(self.namespace, memory_id, patch, "user", reason)
 
     def delete(self, memory_id: str) -> None:
         """Delete one memory (its source messages stay in the log; history keeps it)."""
@@ -215,7 +226,10 @@ class Memory:
             raise InvalidInputError(
                 "delete_all needs user_id, agent_id or session_id; it never wipes a whole store"
             )
-        flt = MemoryFilter(self.namespace, scope.user_id, scope.agent_id, scope.session_id,
+        owner = scope.user_id is not None or scope.agent_id is not None
+        # a session id names a session of one owner: alone, it means the unowned one's
+        flt = MemoryFilter(self.namespace, scope.user_id if owner else "",
+                           scope.agent_id if owner else "", scope.session_id,
                            current_only=False)  # fmt: skip
         memories, messages = self.store.delete_scope(flt, "user")
         return {"memories": memories, "messages": messages}
@@ -249,11 +263,16 @@ class Memory:
         chosen = get_recipe(recipe) if recipe is not None else self.recipe
         flt = self._filter(user_id, agent_id, session_id, kinds, metadata, since, until)
         reference = parse_timestamp(reference_time, "reference_time")
-        run = run_search(self.store, self.embedder.embed_one, text, flt, chosen,
-                         check_limit(limit), utcnow(), reference,
-                         self._rerank_function(chosen.rerank))  # fmt: skip
-        ids = [c.id for c in run.candidates]
-        records = {r.id: r for r in self.store.get_memories(self.namespace, ids)}
+        limit = check_limit(limit)
+        rerank = self._rerank_function(chosen.rerank)
+        vector = self.embedder.embed_one(text) if "dense" in chosen.channels else None
+        with self.index.open(flt) as index:  # one snapshot for every read below
+            run = run_search(self.store, index, vector, text, flt, chosen, limit, utcnow(),
+                             reference, rerank)  # fmt: skip
+            records = {
+                r.id: r
+                for r in self.store.get_memories(self.namespace, [c.id for c in run.candidates])
+            }
         hits = tuple(
             SearchHit(records[c.id], c.score, c.scores, rank, c.channels)
             for rank, c in enumerate((c for c in run.candidates if c.id in records), start=1)
@@ -285,13 +304,15 @@ class Memory:
         """
         budget = check_limit(budget_tokens, "budget_tokens", 1_000_000)
         depth = check_limit(candidates, "candidates")
-        results = self.search(
-            query, user_id=user_id, agent_id=agent_id, session_id=session_id, kinds=kinds,
-            metadata=metadata, since=since, until=until, limit=depth, recipe=recipe,
-            reference_time=reference_time,
-        )  # fmt: skip
-        slots = self.store.positions(self.namespace, [h.memory.id for h in results.hits])
-        order = {memory_id: slot[1] for memory_id, slot in slots.items()}
+        flt = self._filter(user_id, agent_id, session_id, kinds, metadata, since, until)
+        with self.index.open(flt) as index:  # the search and the slots from one snapshot
+            results = self.search(
+                query, user_id=user_id, agent_id=agent_id, session_id=session_id, kinds=kinds,
+                metadata=metadata, since=since, until=until, limit=depth, recipe=recipe,
+                reference_time=reference_time,
+            )  # fmt: skip
+            order = {h.memory.id: index.positions[index.row_of[h.memory.id]]
+                     for h in results.hits if h.memory.id in index.row_of}  # fmt: skip
         return pack(results.query, results.hits, budget, positions=order)
 
     def get(self, memory_id: str) -> MemoryRecord:
@@ -338,7 +359,8 @@ class Memory:
         entity is mentioned again; ``kind`` keeps one kind ("name", "keyphrase", ...).
         """
         flt = self._filter(user_id, agent_id, session_id, None, None, None, None)
-        table = entity_table(self.store.scope_index(flt), self.config.enrich.keyphrase_decay)
+        with self.index.open(flt) as index:
+            table = entity_table(index, self.config.enrich.keyphrase_decay)
         if kind is not None:
             table = [e for e in table if e.kind == check_text(kind, "kind")]
         return table[: check_limit(limit)]
@@ -385,10 +407,11 @@ class Memory:
         ``config.reranker`` when it names the same reranker)."""
         if name is None:
             return None
-        if name not in self._rerankers:
-            options = self.config.reranker.options if self.config.reranker.name == name else {}
-            self._rerankers[name] = create_reranker(name, options)
-        return self._rerankers[name].score
+        with self._rerankers_lock:
+            if name not in self._rerankers:
+                options = self.config.reranker.options if self.config.reranker.name == name else {}
+                self._rerankers[name] = create_reranker(name, options)
+            return self._rerankers[name].score
 
     def _filter(
         self,
@@ -401,11 +424,17 @@ class Memory:
         until: Any,
     ) -> MemoryFilter:
         scope = check_scope(self.namespace, user_id, agent_id, session_id)
+        wanted = check_metadata(metadata, "metadata filter")
+        for key in wanted:
+            if not _FILTER_KEY.match(key):
+                raise InvalidInputError(
+                    f"metadata filter key {key!r} is not allowed: use letters, digits and '_'"
+                )
         return MemoryFilter(
             namespace=self.namespace, user_id=scope.user_id, agent_id=scope.agent_id,
             session_id=scope.session_id, kinds=check_kinds(kinds),
-            metadata=check_metadata(metadata, "metadata filter"),
-            since=parse_timestamp(since, "since"), until=parse_timestamp(until, "until"),
+            metadata=wanted, since=parse_timestamp(since, "since"),
+            until=parse_timestamp(until, "until"),
         )  # fmt: skip
 
 
@@ -424,6 +453,12 @@ def _describe(flt: MemoryFilter) -> dict[str, Any]:
         if value is not None:
             out[name] = value.isoformat()
     return out
+
+
+def _flag(value: Any, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInputError(f"{what} must be true or false, not {value!r}")
+    return value
 
 
 def _unit_float(value: Any, what: str) -> float:

@@ -9,20 +9,20 @@ from __future__ import annotations
 from datetime import datetime
 
 from remem.formation.keyphrases import decayed
+from remem.index.live import LiveScope
 from remem.models import Entity
-from remem.stores.base import ScopeIndex
 
 
-def _session_order(index: ScopeIndex) -> dict[str, int]:
+def _session_order(index: LiveScope) -> dict[str, int]:
     """Conversation key -> its rank by first appearance (memories are in insertion order)."""
     order: dict[str, int] = {}
     for i, key in enumerate(index.sessions):
-        if index.kinds[i] == "turn":
+        if index.kinds[i] == "turn" and index.alive(i):
             order.setdefault(key, len(order))
     return order
 
 
-def entity_table(index: ScopeIndex, decay: float) -> list[Entity]:
+def entity_table(index: LiveScope, decay: float) -> list[Entity]:
     """Every entity the index links to, strongest first."""
     order = _session_order(index)
     latest = len(order) - 1

@@ -8,7 +8,6 @@ score that keyword search cannot give. Adjacent turns are left to the neighbour 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -36,21 +35,26 @@ class Graph:
 def build_graph(
     n_memories: int, n_entities: int, mentions: Sequence[tuple[int, int, float]]
 ) -> Graph:
+    """The graph of (memory, entity, weight) mentions (see ``graph_from_edges``)."""
+    edges = {(m, e): w for m, e, w in mentions}  # one edge per pair, the last weight
+    memories = np.array([m for m, _ in edges], dtype=np.int64)
+    entities = np.array([e for _, e in edges], dtype=np.int64)
+    weights = np.array(list(edges.values()), dtype=np.float64)
+    return graph_from_edges(n_memories, n_entities, memories, entities, weights)
+
+
+def graph_from_edges(
+    n_memories: int, n_entities: int, memories: Ints, entities: Ints, weights: Floats
+) -> Graph:
     """Memory-entity edges, weighted by the mention's weight times the entity's
     specificity, ``1 / log2(1 + memories naming it)``: an entity named everywhere (a
-    speaker, say) carries little."""
-    degree = np.zeros(n_entities)
-    for _, entity, _ in mentions:
-        degree[entity] += 1
-    edges: dict[tuple[int, int], float] = {}
-    for memory, entity, weight in mentions:
-        specificity = 1.0 / math.log2(1.0 + degree[entity])
-        edges[(memory, n_memories + entity)] = max(weight, 1e-6) * specificity
-    pairs = np.array(list(edges), dtype=np.int64).reshape(-1, 2)
-    weights = np.array(list(edges.values()), dtype=np.float64)
-    src = np.concatenate([pairs[:, 0], pairs[:, 1]])
-    dst = np.concatenate([pairs[:, 1], pairs[:, 0]])
-    both = np.concatenate([weights, weights])
+    speaker, say) carries little. Vectorised: building costs O(edges) in numpy."""
+    degree = np.bincount(entities, minlength=n_entities).astype(np.float64)
+    specificity = 1.0 / np.log2(1.0 + np.maximum(degree[entities], 1.0))
+    weight = np.maximum(weights, 1e-6) * specificity
+    src = np.concatenate([memories, n_memories + entities]).astype(np.int64)
+    dst = np.concatenate([n_memories + entities, memories]).astype(np.int64)
+    both = np.concatenate([weight, weight])
     n_nodes = n_memories + n_entities
     out_weight = np.bincount(src, weights=both, minlength=n_nodes)
     prob = both / np.where(out_weight[src] > 0, out_weight[src], 1.0)

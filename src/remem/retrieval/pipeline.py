@@ -12,21 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import timedelta
 
 import numpy as np
 
+from remem.index.live import LiveScope
 from remem.retrieval import fusion, scope, steps
 from remem.retrieval.graph import personalized_pagerank
 from remem.retrieval.query import QueryAnalysis, terms
 from remem.retrieval.run import Ranking, Run
-from remem.stores.base import ScopeIndex
 from remem.times import TimeSpan
 
 Channels = dict[str, list[tuple[str, float]]]
-# FTS5 clamps the idf of a term found in half the memories or more to 1e-6, so BM25
-# scores below this matched only such terms: differences there are noise, not relevance
-BM25_NOISE = 1e-3
 ENTITY_SEED_SHARE = 0.7  # of the restart mass, when the question links to entities
 ANCHOR_DAYS = timedelta(days=30)  # how far "after the trip" reaches past the trip
 
@@ -36,11 +33,9 @@ def run_channels(run: Run) -> Channels:
     out: Channels = {}
     words = run.analysis.terms if run.analysis else tuple(terms(run.query))
     if "bm25" in run.recipe.channels:
-        found = run.store.keyword_search(words, run.flt, run.recipe.candidates)
-        out["bm25"] = [(h.id, h.score) for h in found]
-    if "dense" in run.recipe.channels:
-        found = run.store.vector_search(run.embed(run.query), run.flt, run.recipe.candidates)
-        out["dense"] = [(h.id, h.score) for h in found]
+        out["bm25"] = run.index.keyword_search(words, run.mask, run.recipe.candidates)
+    if "dense" in run.recipe.channels and run.vector is not None:
+        out["dense"] = run.index.vector_search(run.vector, run.mask, run.recipe.candidates)
     return out
 
 
@@ -52,7 +47,7 @@ def first_stage(run: Run, channels: Channels) -> Ranking:
     else:
         # fewer BM25 hits than asked are all its matches: every other memory scores 0
         complete = len(channels.get("bm25", ())) < recipe.candidates
-        bounds = {"bm25": (0.0 if complete else None, BM25_NOISE)}
+        bounds = {"bm25": (0.0 if complete else None, 0.0)}
         fused = fusion.weighted(channels, recipe.channels, recipe.normalizer, bounds)
     ranking = Ranking(scores=dict(fused))
     for name, ranked in channels.items():
@@ -64,41 +59,56 @@ def first_stage(run: Run, channels: Channels) -> Ranking:
 
 def multihop_step(run: Run, ranking: Ranking) -> None:
     """A second keyword round with the entities the best hits name but the question does
-    not: "what does Ana's sister do" -> the sister's name -> what she does."""
+    not: "what does Ana's sister do" -> the sister's name -> what she does. Each new
+    entity is followed on its own (its memories, max-normalised) and weighs by how
+    strongly the best hits name it, so one strong hop is not drowned by weak ones."""
     recipe = run.recipe
     if recipe.multihop <= 0 or not ranking.scores or run.analysis is None:
         return
-    index, rows = run.index, scope.rows(run.index)
-    links = scope.mentions_by_row(index)
-    asked = set(run.analysis.terms) | set(run.analysis.entities)
-    specificity = scope.specificity(index)
-    weight: dict[str, float] = {}
     seeds = ranking.top(recipe.multihop_seeds)
-    for item in seeds:
-        for j, w in links.get(rows.get(item, -1), ()):
-            entity = index.entities[j]
-            if entity.kind == "speaker" or entity.key in asked or set(entity.key.split()) <= asked:
-                continue  # speakers name half the turns; asked entities are no new hop
-            gain = w * specificity[j] * ranking.scores[item]
-            weight[entity.key] = weight.get(entity.key, 0.0) + gain
-    expansion = [k for k, _ in sorted(weight.items(), key=lambda kv: -kv[1])[:6]]
+    weight = _hop_entities(run, run.analysis, ranking, seeds)
+    expansion = sorted(weight.items(), key=lambda kv: -kv[1])[:6]
     if not expansion:
         return
-    words = list(dict.fromkeys([*run.analysis.terms, *(w for k in expansion for w in terms(k))]))
-    found = run.store.keyword_search(words, run.flt, recipe.candidates)
-    norm = fusion.max_normalized([(h.id, h.score) for h in found])
+    top = expansion[0][1]
     peak, skip = ranking.peak(), set(seeds)
-    ranking.add("multihop", {i: recipe.multihop * peak * s for i, s in norm.items()
-                             if i not in skip})  # fmt: skip
-    run.notes["multihop_terms"] = expansion
+    deltas: dict[str, float] = {}
+    for key, w in expansion:
+        found = run.index.keyword_search(terms(key), run.mask, recipe.candidates)
+        for item, share in fusion.max_normalized(found).items():
+            if item not in skip:
+                deltas[item] = max(deltas.get(item, 0.0), recipe.multihop * peak * share * w / top)
+    ranking.add("multihop", deltas)
+    run.notes["multihop_terms"] = [key for key, _ in expansion]
+
+
+def _hop_entities(
+    run: Run, analysis: QueryAnalysis, ranking: Ranking, seeds: list[str]
+) -> dict[str, float]:
+    """Entities the seed hits name but the question does not, by mention weight times
+    specificity times the hit's score (speakers name half the turns: never a hop)."""
+    index, rows = run.index, run.index.row_of
+    asked = set(analysis.terms) | set(analysis.entities)
+    specificity = scope.specificity(index)
+    weight: dict[str, float] = {}
+    for item in seeds:
+        for j, w in index.mentions_by_row.get(rows.get(item, -1), ()):
+            entity = index.entities[j]
+            if entity.kind == "speaker" or entity.key in asked or set(entity.key.split()) <= asked:
+                continue
+            gain = w * float(specificity[j]) * ranking.scores[item]
+            weight[entity.key] = weight.get(entity.key, 0.0) + gain
+    return weight
 
 
 def graph_step(run: Run, ranking: Ranking) -> None:
     """Personalized PageRank from the question's entities and the best hits."""
     recipe = run.recipe
-    if recipe.graph <= 0 or not ranking.scores or not run.index.mentions or not run.analysis:
+    if recipe.graph <= 0 or not ranking.scores or not run.index.mentions_by_row:
         return
-    index, rows = run.index, scope.rows(run.index)
+    if run.analysis is None:
+        return
+    index, rows = run.index, run.index.row_of
     entities = _entity_seeds(index, run.analysis)
     top = ranking.top(recipe.graph_seeds)
     memories = {rows[i]: ranking.scores[i] for i in top if i in rows}
@@ -120,21 +130,21 @@ def graph_step(run: Run, ranking: Ranking) -> None:
     }
 
 
-def _entity_seeds(index: ScopeIndex, analysis: QueryAnalysis) -> dict[int, float]:
+def _entity_seeds(index: LiveScope, analysis: QueryAnalysis) -> dict[int, float]:
     """Entity rows the question links to: the entities it names (weight 1), and the key
     phrases and names sharing its words (by the share of their words it has), each
     times the entity's specificity. Lexical linking stands in for HippoRAG's dense one."""
-    specificity, by_key = scope.specificity(index), scope.entity_rows(index)
+    specificity, by_key = scope.specificity(index), index.entity_rows
     found: dict[int, float] = {}
     for key in analysis.entities:
         for j in by_key.get(key, ()):
-            found[j] = specificity[j]
+            found[j] = float(specificity[j])
     asked = set(analysis.terms)
     for word in asked:
-        for j in scope.entities_with_word(index).get(word, ()):
+        for j in index.entities_with_word.get(word, ()):
             parts = index.entities[j].key.split()
             share = sum(1 for p in parts if p in asked) / len(parts)
-            found[j] = max(found.get(j, 0.0), share * specificity[j])
+            found[j] = max(found.get(j, 0.0), share * float(specificity[j]))
     return found
 
 
@@ -158,8 +168,7 @@ def sessions_step(run: Run, ranking: Ranking) -> None:
     BM25 over each session's turns taken as one document."""
     if run.recipe.sessions <= 0 or not ranking.scores or run.analysis is None:
         return
-    found = run.store.session_search(run.analysis.terms, run.flt, run.recipe.candidates)
-    sessions = {h.id: h.score for h in found}
+    sessions = dict(run.index.session_search(run.analysis.terms, run.recipe.candidates))
     pool = ranking.best(run.recipe.candidates)
     deltas = steps.spread_to_sessions(pool, sessions, run.session_of, run.recipe.sessions)
     ranking.add("sessions", deltas)
@@ -174,8 +183,9 @@ def anchor_step(run: Run, ranking: Ranking) -> None:
         return
     windows = []
     for anchor in analysis.anchors:
-        found = run.store.keyword_search(terms(anchor.event), run.flt, 1)
-        period = _period(run, found[0].id) if found else None
+        found = run.index.keyword_search(terms(anchor.event), run.mask, 1)
+        row = run.index.row_of.get(found[0][0]) if found else None
+        period = run.index.period_of(row) if row is not None else None
         if period is None:
             continue
         start, end = period
@@ -188,29 +198,18 @@ def anchor_step(run: Run, ranking: Ranking) -> None:
     run.analysis = replace(analysis, windows=(*analysis.windows, *windows))
 
 
-def _period(run: Run, memory_id: str) -> tuple[date, date] | None:
-    """The period a memory mentions, else the day it was said."""
-    row = scope.rows(run.index).get(memory_id)
-    if row is None:
-        return None
-    for link in scope.times_by_row(run.index).get(row, ()):
-        if link.kind != "vague":
-            return link.start, link.end
-    said = run.index.occurred[row]
-    return (said.date(), said.date()) if said is not None else None
-
-
 def time_step(run: Run, ranking: Ranking) -> None:
     """Memories inside the question's time window gain ``recipe.time`` of the top score."""
     windows = run.analysis.windows if run.analysis else ()
     if run.recipe.time <= 0 or not windows:
         return
-    index, times = run.index, scope.times_by_row(run.index)
+    index, times, mask = run.index, run.index.times_by_row, run.mask
     peak = ranking.peak() or 1.0
     fits = {
         index.ids[row]: fit
         for row in range(len(index.ids))
-        if (fit := steps.time_match(windows, index.occurred[row], times.get(row, ()))) > 0
+        if mask[row]
+        and (fit := steps.time_match(windows, index.occurred[row], times.get(row, ()))) > 0
     }
     matches = dict(sorted(fits.items(), key=lambda kv: -kv[1] - ranking.scores.get(kv[0], 0))
                    [: run.recipe.candidates])  # fmt: skip
@@ -226,7 +225,7 @@ def temporal_step(run: Run, ranking: Ranking) -> None:
         return
     if run.analysis.intent not in ("when", "duration"):
         return
-    rows, times = scope.rows(run.index), scope.times_by_row(run.index)
+    rows, times = run.index.row_of, run.index.times_by_row
     dated = {
         item: score
         for item, score in ranking.scores.items()

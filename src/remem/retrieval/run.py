@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from remem.index.live import LiveScope
 from remem.retrieval import scope
 from remem.retrieval.query import QueryAnalysis
 from remem.retrieval.recipes import Recipe
-from remem.stores.base import MemoryFilter, ScopeIndex, Store
+from remem.stores.base import MemoryFilter, Store
 
 Embed = Callable[[str], npt.NDArray[np.float32]]
 Rerank = Callable[[str, Sequence[str]], list[float]]
@@ -52,10 +53,12 @@ class Ranking:
 
 @dataclass
 class Run:
-    """One search: its inputs, the query analysis, and the scope index (loaded lazily)."""
+    """One search: its inputs, the query analysis, and the scope's live index (read under
+    one store snapshot)."""
 
     store: Store
-    embed: Embed
+    index: LiveScope
+    vector: npt.NDArray[np.float32] | None
     query: str
     flt: MemoryFilter
     recipe: Recipe
@@ -63,37 +66,28 @@ class Run:
     analysis: QueryAnalysis | None = None
     rerank: Rerank | None = None
     notes: dict[str, Any] = field(default_factory=dict)
-    _index: ScopeIndex | None = None
+    _mask: npt.NDArray[np.bool_] | None = None
 
     @property
-    def index(self) -> ScopeIndex:
-        """Slots, times and entity links of every memory in the scope (all kinds)."""
-        if self._index is None:
-            self._index = self.store.scope_index(replace(self.flt, kinds=()))
-        return self._index
+    def mask(self) -> npt.NDArray[np.bool_]:
+        """Rows of the index the filter admits (computed once per search)."""
+        if self._mask is None:
+            self._mask = self.index.mask(self.flt, self.now)
+        return self._mask
 
     def allowed(self, ids: Sequence[str]) -> list[str]:
-        """Those ids whose kind the filter admits and which have not expired."""
-        kinds = set(self.flt.kinds or HIT_KINDS)
-        rows = scope.rows(self.index)
-        out = []
-        for item in ids:
-            row = rows.get(item)
-            if row is None or self.index.kinds[row] not in kinds:
-                continue
-            expires = self.index.expires[row]
-            if expires is None or expires > self.now:
-                out.append(item)
-        return out
+        """Those ids the filter admits (kind, time bounds, metadata, not expired)."""
+        rows, mask = self.index.row_of, self.mask
+        return [item for item in ids if (row := rows.get(item)) is not None and mask[row]]
 
     def session_of(self, item: str) -> str | None:
         """The conversation key of a memory of the scope (None when it is unknown)."""
-        row = scope.rows(self.index).get(item)
+        row = self.index.row_of.get(item)
         return self.index.sessions[row] if row is not None else None
 
     def neighbours_of(self, item: str) -> list[str]:
         """Ids of the turns adjacent to a turn."""
-        row = scope.rows(self.index).get(item)
+        row = self.index.row_of.get(item)
         if row is None:
             return []
         return [self.index.ids[r] for r in scope.neighbours(self.index, row)]

@@ -7,11 +7,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from remem.retrieval import scope
+import numpy as np
+import numpy.typing as npt
+
+from remem.index.live import LiveScope
 from remem.retrieval.pipeline import PIPELINE, first_stage, run_channels
 from remem.retrieval.query import analyze, terms
 from remem.retrieval.recipes import Recipe
-from remem.retrieval.run import HIT_KINDS, Embed, Ranking, Rerank, Run
+from remem.retrieval.run import HIT_KINDS, Ranking, Rerank, Run
 from remem.stores.base import MemoryFilter, Store
 
 
@@ -36,7 +39,8 @@ class SearchRun:
 
 def search(
     store: Store,
-    embed: Embed,
+    index: LiveScope,
+    vector: npt.NDArray[np.float32] | None,
     query: str,
     flt: MemoryFilter,
     recipe: Recipe,
@@ -47,12 +51,14 @@ def search(
 ) -> SearchRun:
     """The top ``limit`` memories for a query, and what the pipeline decided.
 
+    ``index`` is the scope's live index, read under the caller's store snapshot;
+    ``vector`` the query's embedding (needed when the recipe has the dense channel);
     ``now`` is the clock (for expiry); ``reference`` is what relative time expressions in
     the question are resolved against (default ``now``); ``rerank`` scores (question,
     text) pairs when the recipe names a reranker.
     """
-    run = Run(store, embed, query, replace(flt, kinds=flt.kinds or HIT_KINDS), recipe, now,
-              rerank=rerank)  # fmt: skip
+    run = Run(store, index, vector, query, replace(flt, kinds=flt.kinds or HIT_KINDS), recipe,
+              now, rerank=rerank)  # fmt: skip
     run.analysis = analyze(query, reference or now, _known(run))
     ranking = first_stage(run, run_channels(run))
     for step in PIPELINE:
@@ -69,7 +75,7 @@ def search(
 def _known(run: Run) -> Mapping[str, str]:
     """The scope's entity table, when a step needs the question's entities."""
     if run.recipe.graph > 0 or run.recipe.multihop > 0:
-        return scope.entity_kinds(run.index)
+        return run.index.entity_kinds
     return {}
 
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from remem.annotations import TimeLink
 from remem.models import MemoryEvent, MemoryRecord, Message, Scope, Stats
 
 
@@ -19,8 +20,10 @@ from remem.models import MemoryEvent, MemoryRecord, Message, Scope, Stats
 class MemoryFilter:
     """Which memories a read may see. ``namespace`` is always enforced.
 
-    Scope fields left ``None`` do not filter. ``metadata`` matches by equality on
-    top-level keys. ``since``/``until`` bound ``occurred_at`` (inclusive).
+    Scope fields left ``None`` do not filter; an empty string matches exactly the memories
+    stored without that field (``user_id=""``: no user). ``metadata`` matches by equality
+    on top-level keys (``None`` matches a stored null). ``since``/``until`` bound when a
+    memory happened (``occurred_at``, else when it was recorded), inclusive.
     ``current_only`` hides superseded, invalidated and expired memories.
     """
 
@@ -34,6 +37,21 @@ class MemoryFilter:
     until: datetime | None = None
     ids: tuple[str, ...] = ()
     current_only: bool = True
+
+    @property
+    def scope_key(self) -> ScopeKey:
+        """The scope part of the filter: what a scope index covers."""
+        return ScopeKey(self.namespace, self.user_id, self.agent_id, self.session_id)
+
+
+@dataclass(frozen=True)
+class ScopeKey:
+    """A scope as reads name it: ``None`` fields span every value, ``""`` means unset."""
+
+    namespace: str
+    user_id: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -49,15 +67,45 @@ class NewMemory:
 class WriteBatch:
     """Everything one ``add`` writes, applied in one transaction or not at all.
 
-    ``supersedes`` maps ids of existing memories to the new memories that replace them
-    (a refreshed session summary): the old ones stay, marked ``superseded_by``.
+    ``singleton_kinds``: a written memory of one of these kinds (a session summary)
+    supersedes every other current memory of its kind in exactly its scope, inside the
+    same transaction, so concurrent writers never leave two current ones.
     """
 
     messages: tuple[Message, ...] = ()
     memories: tuple[NewMemory, ...] = ()
-    supersedes: Mapping[str, str] = field(default_factory=dict)
+    singleton_kinds: tuple[str, ...] = ()
     actor: str = "remem"
     reason: str = "add"
+
+
+class _Keep(Enum):
+    KEEP = "keep"
+
+
+KEEP = _Keep.KEEP  # a ``MemoryPatch`` field left as it is
+
+
+@dataclass(frozen=True)
+class MemoryPatch:
+    """A typed change to one memory; fields left ``KEEP`` stay as they are.
+
+    A new ``text`` comes with its ``index_text``, ``vector`` and ``attributes`` (the
+    enrichment of the old text no longer holds)."""
+
+    text: str | _Keep = KEEP
+    index_text: str | _Keep = KEEP
+    vector: npt.NDArray[np.float32] | _Keep | None = KEEP
+    attributes: Mapping[str, Any] | _Keep = KEEP
+    metadata: Mapping[str, Any] | _Keep = KEEP
+    pinned: bool | _Keep = KEEP
+    expires_at: datetime | _Keep | None = KEEP
+    importance: float | _Keep = KEEP
+
+    def changes(self) -> dict[str, Any]:
+        """The record fields this patch sets (not the index text or vector)."""
+        names = ("text", "attributes", "metadata", "pinned", "expires_at", "importance")
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not KEEP}
 
 
 @dataclass(frozen=True)
@@ -70,49 +118,55 @@ class EntityRow:
 
 
 @dataclass(frozen=True)
-class ScopeIndex:
-    """What retrieval needs about the memories a filter sees, besides their text.
+class IndexRow:
+    """What a scope index keeps of one memory (``Store.changes`` returns these)."""
 
-    Per-memory fields are parallel tuples (row ``i`` describes ``ids[i]``). ``mentions``
-    links memory rows to entity rows with a weight; ``times`` lists the periods each
-    memory refers to. ``memo`` holds structures derived from the index (a graph, say),
-    built once per index: stores cache an index until their data changes.
-    """
+    id: str
+    kind: str
+    user_id: str
+    agent_id: str
+    session_id: str
+    position: int
+    occurred_at: datetime | None
+    created_at: datetime
+    expires_at: datetime | None
+    current: bool
+    metadata: Mapping[str, Any]
+    attributes: Mapping[str, Any]
+    text: str
+    index_text: str
+    vector: npt.NDArray[np.float32] | None
 
-    ids: tuple[str, ...] = ()
-    kinds: tuple[str, ...] = ()
-    sessions: tuple[str, ...] = ()
-    positions: tuple[int, ...] = ()
-    occurred: tuple[datetime | None, ...] = ()
-    expires: tuple[datetime | None, ...] = ()
-    entities: tuple[EntityRow, ...] = ()
-    mentions: tuple[tuple[int, int, float], ...] = ()
-    times: tuple[tuple[int, TimeLink], ...] = ()
-    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+@dataclass(frozen=True)
+class Changes:
+    """What changed in a scope after a revision: ids deleted, then rows written (their
+    latest state), up to ``revision``."""
+
+    revision: int
+    rows: tuple[IndexRow, ...] = ()
+    deleted: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """One exact session's size (messages logged) and its current summary."""
+
+    messages: int
+    summary: MemoryRecord | None
 
 
 @dataclass(frozen=True)
 class StoreCapabilities:
     """What a backend can do, declared instead of probed."""
 
-    keyword_search: bool = True
-    vector_search: bool = True
     transactions: bool = True
     multi_process: bool = True
 
 
 def session_key(user_id: str | None, agent_id: str | None, session_id: str | None) -> str:
-    """How stores name a conversation (a user/agent's session) in ``ScopeIndex.sessions``,
-    ``positions`` and ``session_search``."""
+    """How a conversation (a user/agent's session) is named in scope indexes."""
     return f"{user_id or ''}\x1f{agent_id or ''}\x1f{session_id or ''}"
-
-
-@dataclass(frozen=True)
-class ScoredId:
-    """A memory id with one channel's score (higher is better)."""
-
-    id: str
-    score: float
 
 
 class Store(ABC):
@@ -153,16 +207,9 @@ class Store(ABC):
 
     @abstractmethod
     def update_memory(
-        self,
-        namespace: str,
-        memory_id: str,
-        changes: Mapping[str, Any],
-        index_text: str | None,
-        vector: npt.NDArray[np.float32] | None,
-        actor: str,
-        reason: str,
+        self, namespace: str, memory_id: str, patch: MemoryPatch, actor: str, reason: str
     ) -> MemoryRecord:
-        """Apply field changes, logging an UPDATE event with before/after."""
+        """Apply a patch, logging an UPDATE event with before/after."""
 
     @abstractmethod
     def delete_memory(self, namespace: str, memory_id: str, actor: str, reason: str) -> None:
@@ -177,23 +224,22 @@ class Store(ABC):
         """The audit log of one memory, oldest first."""
 
     @abstractmethod
-    def keyword_search(self, terms: Sequence[str], flt: MemoryFilter, limit: int) -> list[ScoredId]:
-        """BM25 over the index text; any of ``terms`` may match."""
+    def snapshot(self) -> AbstractContextManager[int]:
+        """Run the reads inside the ``with`` block on one consistent view of the store
+        (re-entrant per thread); yields the store's revision at that view."""
 
     @abstractmethod
-    def positions(self, namespace: str, ids: Sequence[str]) -> dict[str, tuple[str, int]]:
-        """For each memory: a key of its conversation (user, agent, session) and the
-        position of its first source message in that conversation (1-based; 0 unknown)."""
+    def changes(self, scope: ScopeKey, since: int) -> Changes:
+        """The scope's memories written, and ids deleted, after revision ``since``, up to
+        the current revision (inside ``snapshot``: that view's)."""
 
     @abstractmethod
-    def session_search(self, terms: Sequence[str], flt: MemoryFilter, limit: int) -> list[ScoredId]:
-        """BM25 over whole conversations (a session's turns as one document); ids are
-        ``session_key``s. Only the filter's namespace, user, agent and session apply."""
+    def session_info(self, scope: Scope) -> SessionInfo:
+        """The exact session's message count and current summary (cheap: no scan)."""
 
     @abstractmethod
-    def scope_index(self, flt: MemoryFilter) -> ScopeIndex:
-        """Slots, times and entity links of the memories the filter sees (expiry is not
-        applied: callers check ``expires`` against their clock)."""
+    def session_turns(self, scope: Scope) -> list[MemoryRecord]:
+        """The exact session's current turn memories, in conversation order."""
 
     @abstractmethod
     def entity_kinds(self, scope: Scope) -> dict[str, str]:
@@ -203,12 +249,6 @@ class Store(ABC):
     def term_counts(self, scope: Scope, terms: Sequence[str]) -> tuple[int, dict[str, int]]:
         """How many turns the scope's user/agent has, and in how many of them each word
         occurs (words as ``remem.annotations.words`` splits a turn's text)."""
-
-    @abstractmethod
-    def vector_search(
-        self, vector: npt.NDArray[np.float32], flt: MemoryFilter, limit: int
-    ) -> list[ScoredId]:
-        """Cosine similarity over stored embeddings."""
 
     @abstractmethod
     def stats(self, namespace: str, scope: Scope | None = None) -> Stats:

@@ -48,8 +48,11 @@ def dump_rows(conn: sqlite3.Connection, namespace: str) -> Iterator[dict[str, An
             yield item
 
 
-def load_rows(conn: sqlite3.Connection, namespace: str, items: Sequence[Mapping[str, Any]]) -> int:
-    """Insert dumped rows into ``namespace``; the caller holds the transaction."""
+def load_rows(
+    conn: sqlite3.Connection, namespace: str, items: Sequence[Mapping[str, Any]], revision: int
+) -> int:
+    """Insert dumped rows into ``namespace`` at ``revision``; the caller holds the
+    transaction."""
     written = 0
     for number, item in enumerate(items, start=1):
         kind = item.get("type")
@@ -62,16 +65,15 @@ def load_rows(conn: sqlite3.Connection, namespace: str, items: Sequence[Mapping[
         columns = ["namespace", *fields]
         values = [namespace, *(_encode(f, item[f]) for f in fields)]
         if kind == "memory":
-            columns.append("embedding")
-            values.append(_embedding(item.get("embedding"), number))
+            columns.extend(("embedding", "rev"))
+            values.extend((_embedding(item.get("embedding"), number), revision))
         conn.execute(
             f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({','.join('?' * len(values))})",
             values,
         )
         if kind == "memory":
-            where = (namespace, str(item["user_id"] or ""), str(item["agent_id"] or ""),
-                     str(item["session_id"] or ""))  # fmt: skip
-            link_memory(conn, str(item["id"]), where, str(item["kind"]), str(item["text"]),
+            owner = (namespace, str(item["user_id"] or ""), str(item["agent_id"] or ""))
+            link_memory(conn, owner, str(item["kind"]), str(item["text"]),
                         item["attributes"] or {})  # fmt: skip
         written += 1
     return written

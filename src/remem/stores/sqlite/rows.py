@@ -153,13 +153,17 @@ def filter_sql(
             raise InvalidInputError(
                 f"metadata filter key {key!r} is not allowed: use letters, digits and '_'"
             )
+        if value is None:  # a stored null, not a missing key
+            clauses.append(f"json_type({alias}.metadata, '$.{key}') = 'null'")
+            continue
         clauses.append(f"json_extract({alias}.metadata, '$.{key}') = json_extract(?, '$')")
-        params.append(json.dumps(value))
+        params.append(dumps(value))
+    when = f"coalesce({alias}.occurred_at, {alias}.created_at)"  # as list shows them
     if flt.since is not None:
-        clauses.append(f"{alias}.occurred_at >= ?")
+        clauses.append(f"{when} >= ?")
         params.append(to_db_time(flt.since))
     if flt.until is not None:
-        clauses.append(f"{alias}.occurred_at <= ?")
+        clauses.append(f"{when} <= ?")
         params.append(to_db_time(flt.until))
     if flt.current_only:
         clauses.append(f"{alias}.superseded_by IS NULL AND {alias}.expired_at IS NULL")

@@ -1,0 +1,80 @@
+"""Live scope indexes over a store: one consistent view per read, refreshed incrementally.
+
+``LiveIndex.open(flt)`` opens one snapshot of the store (a read transaction), brings the
+scope's ``LiveScope`` up to that snapshot's revision by taking in only what changed since
+its own revision, and holds the scope's lock while the caller reads: every read of one
+search sees exactly one state of the store, and a write costs the next search only the
+rows it wrote.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from remem.errors import StoreError
+from remem.index.live import LiveScope
+from remem.stores.base import MemoryFilter, ScopeKey, Store
+
+log = logging.getLogger(__name__)
+MAX_SCOPES = 64  # scope indexes kept per process (least recently used are dropped)
+SLOW_REFRESH_S = 1.0
+
+
+class _Entry:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.scope = LiveScope()
+
+
+class LiveIndex:
+    """The live scope indexes of one store, shared by every thread using it."""
+
+    def __init__(self, store: Store, max_scopes: int = MAX_SCOPES) -> None:
+        self.store = store
+        self.max_scopes = max_scopes
+        self._entries: OrderedDict[ScopeKey, _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _entry(self, key: ScopeKey) -> _Entry:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                entry = self._entries[key] = _Entry()
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_scopes:
+                self._entries.popitem(last=False)
+            return entry
+
+    @contextmanager
+    def open(self, flt: MemoryFilter) -> Iterator[LiveScope]:
+        """The filter's scope index, current as of one snapshot that stays open (and the
+        scope locked) until the block ends; store reads inside see the same snapshot."""
+        entry = self._entry(flt.scope_key)
+        with entry.lock:
+            for _ in range(10):
+                with self.store.snapshot() as revision:
+                    if revision < entry.scope.revision:
+                        continue  # this view is older than the index: take a newer one
+                    if revision > entry.scope.revision:
+                        self._refresh(entry.scope, flt.scope_key)
+                    yield entry.scope
+                    return
+            raise StoreError("the store kept changing under a read; try again")
+
+    def _refresh(self, scope: LiveScope, key: ScopeKey) -> None:
+        started = time.perf_counter()
+        changes = self.store.changes(key, scope.revision)
+        scope.apply(changes)
+        took = time.perf_counter() - started
+        if took > SLOW_REFRESH_S:
+            log.info("scope index %s took in %d rows in %.2f s", key, len(changes.rows), took)
+
+    def clear(self) -> None:
+        """Drop every scope index (they are rebuilt from the store on the next read)."""
+        with self._lock:
+            self._entries.clear()

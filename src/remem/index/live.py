@@ -1,0 +1,353 @@
+"""A live search index of one scope: it takes in changed rows instead of being rebuilt.
+
+Rows are appended in the order the store reports them; a changed or deleted memory's old
+row is marked dead and, when changed, its new state appended. Every structure retrieval
+needs (vectors, BM25 postings with the scope's own statistics, whole-session documents,
+conversation slots, entity links, time links) is updated per row, so the cost of taking
+in a write does not grow with the size of the scope. Statistics come only from this
+scope's live rows: no other scope's data can move its scores.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date, datetime
+from typing import Any, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from remem.annotations import TimeLink, keyword_terms, stem, time_links, words
+from remem.index import bm25
+from remem.index.rules import entity_rows
+from remem.models import MEMORY_KINDS
+from remem.stores.base import Changes, EntityRow, IndexRow, MemoryFilter, session_key
+
+T = TypeVar("T")
+Mask = npt.NDArray[np.bool_]
+_FAR = np.datetime64("9999-12-31T23:59:59", "us")
+_NEVER = np.datetime64("0001-01-01T00:00:00", "us")
+
+
+class _Column:
+    """A growable numpy column (capacity doubles); old views stay valid."""
+
+    def __init__(self, dtype: Any, width: int = 0) -> None:
+        self.width = width
+        shape = (16, width) if width else (16,)
+        self.data: npt.NDArray[Any] = np.zeros(shape, dtype=dtype)
+        self.size = 0
+
+    def append(self, value: Any) -> None:
+        if self.size == len(self.data):
+            grown = np.zeros((2 * len(self.data), *self.data.shape[1:]), dtype=self.data.dtype)
+            grown[: self.size] = self.data[: self.size]
+            self.data = grown
+        self.data[self.size] = value
+        self.size += 1
+
+    def view(self) -> npt.NDArray[Any]:
+        return self.data[: self.size]
+
+
+def _when(moment: datetime | None) -> np.datetime64:
+    return np.datetime64(moment, "us") if moment is not None else _NEVER
+
+
+class LiveScope:
+    """The search index of one scope (see the module docstring). Not thread-safe by
+    itself: ``LiveIndex`` holds ``lock`` while a search reads or a refresh writes it."""
+
+    def __init__(self) -> None:
+        self.revision = -1
+        self.dimensions = 0
+        self.ids: list[str] = []
+        self.kinds: list[str] = []
+        self.sessions: list[str] = []
+        self.positions: list[int] = []
+        self.occurred: list[datetime | None] = []
+        self.expires: list[datetime | None] = []
+        self.metadata: list[Any] = []
+        self.row_of: dict[str, int] = {}
+        self._texts: list[tuple[str, str]] = []  # (text, index_text) to undo a row
+        self._alive, self._current = _Column(np.bool_), _Column(np.bool_)
+        self._kind = _Column(np.int8)
+        self._when, self._expiry = _Column("datetime64[us]"), _Column("datetime64[us]")
+        self._length = _Column(np.float64)
+        self._vectors: _Column | None = None
+        self._has_vector = _Column(np.bool_)
+        self._postings: dict[str, tuple[list[int], list[int]]] = {}
+        self._arrays: dict[str, tuple[int, npt.NDArray[np.int64], npt.NDArray[np.float64]]] = {}
+        self._df: Counter[str] = Counter()
+        self._docs, self._total_length = 0, 0.0
+        self._session_tf: dict[str, Counter[str]] = {}
+        self._session_length: Counter[str] = Counter()
+        self.entities: list[EntityRow] = []
+        self._entity_of: dict[tuple[str, str, str], int] = {}
+        self.entity_rows: dict[str, list[int]] = {}
+        self.entities_with_word: dict[str, list[int]] = {}
+        self.entity_kinds: dict[str, str] = {}
+        self.mentions_by_row: dict[int, list[tuple[int, float]]] = {}
+        self._edges = (_Column(np.int64), _Column(np.int64), _Column(np.float64))
+        self._edge_alive = _Column(np.bool_)
+        self._edges_of: dict[int, list[int]] = {}
+        self.times_by_row: dict[int, list[TimeLink]] = {}
+        self.slots: dict[tuple[str, int], int] = {}
+        self.memo: dict[str, Any] = {}
+
+    # -- taking in changes ---------------------------------------------------------------
+
+    def apply(self, changes: Changes) -> None:
+        """Take in what changed since ``self.revision`` (deletions first, then rows)."""
+        for memory_id in changes.deleted:
+            self._kill(memory_id)
+        for row in changes.rows:
+            self._kill(row.id)
+            self._append(row)
+        if changes.deleted or changes.rows:
+            self.memo.clear()
+        self.revision = changes.revision
+
+    def _append(self, row: IndexRow) -> None:
+        r = len(self.ids)
+        key = session_key(row.user_id, row.agent_id, row.session_id)
+        self.ids.append(row.id)
+        self.kinds.append(row.kind)
+        self.sessions.append(key)
+        self.positions.append(row.position)
+        self.occurred.append(row.occurred_at)
+        self.expires.append(row.expires_at)
+        self.metadata.append(row.metadata)
+        self._texts.append((row.text, row.index_text))
+        self.row_of[row.id] = r
+        self._alive.append(True)
+        self._current.append(row.current)
+        self._kind.append(MEMORY_KINDS.index(row.kind) if row.kind in MEMORY_KINDS else -1)
+        self._when.append(_when(row.occurred_at or row.created_at))
+        self._expiry.append(_when(row.expires_at) if row.expires_at is not None else _FAR)
+        self._add_vector(row.vector)
+        self._index_terms(r, row.index_text)
+        if row.kind == "turn":
+            self._session_words(key, row.text, 1)
+            if row.position > 0:
+                self.slots[(key, row.position)] = r
+        self._link_entities(r, row)
+        periods = time_links(row.attributes)
+        if periods:
+            self.times_by_row[r] = periods
+
+    def _kill(self, memory_id: str) -> None:
+        r = self.row_of.pop(memory_id, None)
+        if r is None:
+            return
+        self._alive.data[r] = False
+        text, index_text = self._texts[r]
+        terms = Counter(keyword_terms(index_text))
+        for term in terms:
+            self._df[term] -= 1
+        self._docs -= 1
+        self._total_length -= sum(terms.values())
+        if self.kinds[r] == "turn":
+            self._session_words(self.sessions[r], text, -1)
+            if self.slots.get((self.sessions[r], self.positions[r])) == r:
+                del self.slots[(self.sessions[r], self.positions[r])]
+        for edge in self._edges_of.pop(r, ()):
+            self._edge_alive.data[edge] = False
+        self.mentions_by_row.pop(r, None)
+        self.times_by_row.pop(r, None)
+
+    def _add_vector(self, vector: npt.NDArray[np.float32] | None) -> None:
+        if vector is not None and self._vectors is None:
+            self.dimensions = int(vector.shape[0])
+            self._vectors = _Column(np.float32, self.dimensions)
+            for _ in range(len(self.ids) - 1):
+                self._vectors.append(0.0)
+        if self._vectors is not None:
+            ok = vector is not None and vector.shape[0] == self.dimensions
+            self._vectors.append(_unit(vector) if ok and vector is not None else 0.0)
+            self._has_vector.append(ok)
+        else:
+            self._has_vector.append(False)
+
+    def _index_terms(self, r: int, index_text: str) -> None:
+        terms = Counter(keyword_terms(index_text))
+        for term, tf in terms.items():
+            rows, tfs = self._postings.setdefault(term, ([], []))
+            rows.append(r)
+            tfs.append(tf)
+            self._df[term] += 1
+        length = sum(terms.values())
+        self._length.append(float(length))
+        self._docs += 1
+        self._total_length += length
+
+    def _session_words(self, key: str, text: str, sign: int) -> None:
+        counts = Counter(stem(w) for w in words(text))
+        tf = self._session_tf.setdefault(key, Counter())
+        for term, count in counts.items():
+            tf[term] += sign * count
+            if tf[term] <= 0:
+                del tf[term]
+        self._session_length[key] += sign * sum(counts.values())
+
+    def _link_entities(self, r: int, row: IndexRow) -> None:
+        links = []
+        for link in entity_rows(row.attributes):
+            owner = (row.user_id, row.agent_id, link.key)
+            j = self._entity_of.get(owner)
+            if j is None:
+                j = self._entity_of[owner] = len(self.entities)
+                self.entities.append(EntityRow(link.key, link.name, link.kind))
+                self.entity_rows.setdefault(link.key, []).append(j)
+                self.entity_kinds.setdefault(link.key, link.kind)
+                for word in set(link.key.split()):
+                    self.entities_with_word.setdefault(word, []).append(j)
+            links.append((j, link.weight))
+            mem, ent, weight = self._edges
+            self._edges_of.setdefault(r, []).append(mem.size)
+            mem.append(r)
+            ent.append(j)
+            weight.append(link.weight)
+            self._edge_alive.append(True)
+        if links:
+            self.mentions_by_row[r] = links
+
+    # -- reading -------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def alive(self, row: int) -> bool:
+        """Whether a row is a memory's current state (not deleted or replaced)."""
+        return bool(self._alive.data[row])
+
+    @property
+    def mentions(self) -> list[tuple[int, int, float]]:
+        """Live (memory row, entity row, weight) links."""
+        mem, ent, weight = (c.view() for c in self._edges)
+        keep = self._edge_alive.view()
+        return list(zip(mem[keep].tolist(), ent[keep].tolist(), weight[keep].tolist(),
+                        strict=True))  # fmt: skip
+
+    def edges(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[Any]]:
+        """Live memory-entity edges as arrays (memory rows, entity rows, weights)."""
+        keep = self._edge_alive.view()
+        mem, ent, weight = (c.view()[keep] for c in self._edges)
+        return mem, ent, weight
+
+    def memo_get(self, name: str, build: Callable[[LiveScope], T]) -> T:
+        """A structure derived from the index, built once until the index changes."""
+        if name not in self.memo:
+            self.memo[name] = build(self)
+        value: T = self.memo[name]
+        return value
+
+    def mask(self, flt: MemoryFilter, now: datetime) -> Mask:
+        """Rows the filter admits (kinds, time bounds, metadata, ids, current, expiry)."""
+        out: Mask = self._alive.view().copy()
+        if flt.current_only:
+            out &= self._current.view()
+            out &= self._expiry.view() > np.datetime64(now, "us")
+        if flt.kinds:
+            codes = [MEMORY_KINDS.index(k) for k in flt.kinds if k in MEMORY_KINDS]
+            out &= np.isin(self._kind.view(), codes)
+        if flt.since is not None:
+            out &= self._when.view() >= np.datetime64(flt.since, "us")
+        if flt.until is not None:
+            out &= self._when.view() <= np.datetime64(flt.until, "us")
+        if flt.ids:
+            wanted = np.zeros(len(self.ids), dtype=bool)
+            wanted[[self.row_of[i] for i in flt.ids if i in self.row_of]] = True
+            out &= wanted
+        if flt.metadata:
+            for r in np.flatnonzero(out):
+                meta = self.metadata[r]
+                if any(meta.get(k, _MISSING) != v for k, v in flt.metadata.items()):
+                    out[r] = False
+        return out
+
+    def keyword_search(
+        self, terms: Iterable[str], mask: Mask, limit: int
+    ) -> list[tuple[str, float]]:
+        """BM25 over the rows' index text with this scope's statistics; any term may match."""
+        wanted = list(dict.fromkeys(t for term in terms for t in keyword_terms(term)))
+        if not wanted or self._docs <= 0:
+            return []
+        mean = self._total_length / self._docs
+        scores = np.zeros(len(self.ids))
+        for term in wanted:
+            found = self._posting_arrays(term)
+            if found is None:
+                continue
+            rows, tf = found
+            weight = bm25.idf(self._docs, self._df[term])
+            scores[rows] += bm25.term_scores(tf, self._length.view()[rows], mean, weight,
+                                             bm25.TURN_K1, bm25.TURN_B)  # fmt: skip
+        scores[~mask] = 0.0
+        return _top(self.ids, scores, limit, 0.0)
+
+    def _posting_arrays(self, term: str) -> tuple[npt.NDArray[np.int64], Any] | None:
+        postings = self._postings.get(term)
+        if postings is None:
+            return None
+        cached = self._arrays.get(term)
+        if cached is None or cached[0] != len(postings[0]):
+            rows = np.array(postings[0], dtype=np.int64)
+            cached = (len(rows), rows, np.array(postings[1], dtype=np.float64))
+            self._arrays[term] = cached
+        return cached[1], cached[2]
+
+    def vector_search(
+        self, vector: npt.NDArray[np.float32], mask: Mask, limit: int
+    ) -> list[tuple[str, float]]:
+        """Exact cosine similarity over the rows' vectors."""
+        if self._vectors is None or vector.shape[0] != self.dimensions:
+            return []
+        scores = (self._vectors.view() @ _unit(vector)).astype(np.float64)
+        scores[~(mask & self._has_vector.view())] = -np.inf
+        return _top(self.ids, scores, limit, -np.inf)
+
+    def session_search(self, terms: Sequence[str], limit: int) -> list[tuple[str, float]]:
+        """BM25 over whole conversations (each session's turns as one bag of stems), with
+        the statistics of this scope's sessions."""
+        wanted = sorted({stem(w) for term in terms for w in words(term)})
+        lengths = {k: n for k, n in self._session_length.items() if n > 0}
+        if not wanted or not lengths:
+            return []
+        mean = sum(lengths.values()) / len(lengths)
+        rows = [(key, lengths[key], term, tf[term]) for key, tf in self._session_tf.items()
+                if key in lengths for term in wanted if tf.get(term, 0) > 0]  # fmt: skip
+        scored = bm25.bm25_documents(rows, len(lengths), mean)
+        return sorted(scored.items(), key=lambda kv: -kv[1])[:limit]
+
+    def period_of(self, row: int) -> tuple[date, date] | None:
+        """The period a memory mentions, else the day it was said."""
+        for link in self.times_by_row.get(row, ()):
+            if link.kind != "vague":
+                return link.start, link.end
+        said = self.occurred[row]
+        return (said.date(), said.date()) if said is not None else None
+
+
+_MISSING = object()
+
+
+def _unit(vector: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    data = np.asarray(vector, dtype=np.float32)
+    norm = float(np.linalg.norm(data))
+    out: npt.NDArray[np.float32] = data / norm if norm > 0 and math.isfinite(norm) else data
+    return out
+
+
+def _top(ids: Sequence[str], scores: npt.NDArray[np.float64], limit: int,
+         floor: float) -> list[tuple[str, float]]:  # fmt: skip
+    """The ``limit`` best (id, score) pairs with a score above ``floor``."""
+    live = int((scores > floor).sum())
+    k = min(limit, live)
+    if k <= 0:
+        return []
+    top = np.argpartition(-scores, k - 1)[:k]
+    top = top[np.argsort(-scores[top], kind="stable")]
+    return [(ids[i], float(scores[i])) for i in top]
