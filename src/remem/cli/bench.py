@@ -1,4 +1,5 @@
-"""``remem bench``: retrieval benchmarks (LoCoMo, LongMemEval) and vector index options."""
+"""``remem bench``: retrieval benchmarks (LoCoMo, LongMemEval), live search and concurrency
+speed, and vector index options."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from typing import Any
 import click
 
 from remem.bench import vectors as vector_bench
+from remem.bench.concurrency import run_concurrency
 from remem.bench.datasets import load_dataset
+from remem.bench.live import run_live
 from remem.bench.metrics import format_table
 from remem.bench.runner import run
 from remem.cli.main import (
@@ -45,10 +48,11 @@ KEY_METRICS = {
 
 @main.group()
 def bench() -> None:
-    """Measure retrieval quality and speed on LoCoMo or LongMemEval files.
+    """Measure retrieval quality and speed on LoCoMo or LongMemEval files, search
+    speed while a conversation grows (live), and several processes on one file
+    (concurrency).
 
-    Each run ingests the file into a fresh temporary database (your --db is not
-    touched) and asks every question with each --recipe.
+    Each run works in a fresh temporary database (your --db is not touched).
 
     \b
     Example:
@@ -204,8 +208,7 @@ def _format_report(report: Mapping[str, Any], columns: Sequence[str]) -> str:
         "",
         format_table(rows, _present(columns, rows), "category"),
         "",
-        f"ingest: {ingest['turns']} turns in {ingest['seconds']:.2f} s "
-        f"({ingest['turns_per_second']:.1f} turns/s)",
+        *_ingest_lines(ingest),
         f"search: {search_['queries']} queries, p50 {search_['p50_ms']:.1f} ms, "
         f"p95 {search_['p95_ms']:.1f} ms",
         *_context_lines(report.get("context", {})),
@@ -244,6 +247,24 @@ def vectors_(state: State, rows: int, queries: int, k: int) -> None:
         click.echo(f"unavailable here: {', '.join(missing)}")
 
 
+def _ingest_lines(ingest: Mapping[str, Any]) -> list[str]:
+    """Ingest speed, and the raw embedder's on the same texts (when it was measured)."""
+    lines = [
+        f"ingest: {ingest['turns']} turns in {ingest['seconds']:.2f} s "
+        f"({ingest['turns_per_second']:.1f} turns/s)"
+    ]
+    if ingest.get("embedder_seconds"):
+        lines += [
+            f"  raw embedder on the same texts and batches: {ingest['embedder_seconds']:.2f} s "
+            f"({ingest['embedder_turns_per_second']:.1f} turns/s); ingest runs at "
+            f"{ingest['speed_vs_embedder']:.0%} of its speed",
+            f"  split: embedding {ingest['embedder_seconds']:.2f} s, the rest (enrichment, "
+            f"summaries, writes) {ingest['other_seconds']:.2f} s = "
+            f"{ingest['overhead']:+.0%} on top of embedding",
+        ]
+    return lines
+
+
 def _context_lines(context: Mapping[str, float]) -> list[str]:
     """Context-budget recall, one line per budget."""
     budgets = sorted({int(k.split("@")[1][:-3]) for k in context})
@@ -252,4 +273,206 @@ def _context_lines(context: Mapping[str, float]) -> list[str]:
         f"recall_any {context[f'recall_any@{b}tok']:.3f}, "
         f"mean {context[f'mean_tokens@{b}tok']:.0f} tokens"
         for b in budgets
+    ]
+
+
+# ------------------------------------------------------------------- live, concurrency
+
+LIVE_COLUMNS = (
+    "prefill_turns/s", "embed_p50", "warm_p50", "warm_p95", "after_add_p50", "after_add_p95",
+    "add_p50", "add_p95", "after/warm",
+)  # fmt: skip
+
+
+def _sizes(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
+    """``1000,10000`` -> ``(1000, 10000)``; each size at least 1."""
+    try:
+        sizes = tuple(int(part) for part in value.replace("_", "").split(",") if part.strip())
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise click.BadParameter(f"{value!r}: give positive numbers of turns, e.g. 1000,10000")
+    return sizes
+
+
+def _write_out(out: Path | None, payload: Any) -> None:
+    if out is None:
+        return
+    try:
+        out.write_text(to_json(payload) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise click.FileError(str(out), exc.strerror) from None
+    click.echo(f"wrote {out}", err=True)
+
+
+@bench.command("live")
+@click.option(
+    "--sizes",
+    default="1000,10000,100000",
+    show_default=True,
+    callback=_sizes,
+    help="Scope sizes to measure, in turns of one user, comma-separated. Pre-filling runs "
+    "at ingest speed: 100000 takes about 15-20 minutes here.",
+)
+@click.option(
+    "--rounds",
+    type=click.IntRange(1, 10_000),
+    default=50,
+    show_default=True,
+    help="Searches (and adds) timed per measurement, after 5 uncounted warm-up rounds.",
+)
+@click.option("--recipe", default="default", show_default=True, callback=check_recipes,
+              help=f"Retrieval recipe: {RECIPE_HELP}.")  # fmt: skip
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the report as JSON.")  # fmt: skip
+@click.option("--no-progress", is_flag=True, help="Hide the progress bars.")
+@pass_state
+def live(
+    state: State,
+    sizes: tuple[int, ...],
+    rounds: int,
+    recipe: str,
+    out: Path | None,
+    no_progress: bool,
+) -> None:
+    """Search speed for one user as the conversation grows.
+
+    For each size, a fresh temporary database is pre-filled with that many turns
+    of synthetic chat (sessions of 20-40 turns, one add per session), then the
+    same queries are timed: warm (no write in between), right after adding one
+    message to a live session, the add itself, and the query embedding alone.
+    Times are milliseconds, wall clock around each call.
+
+    \b
+    Example:
+      remem bench live --sizes 1000,10000 --out live.json
+    """
+    if out is not None:
+        _check_writable(out)
+    embedder = create_embedder(load_settings(state.db).embedder)
+    try:
+        report = run_live(sizes, embedder, recipe, rounds, progress=not no_progress,
+                          on_size=None if state.as_json else _echo_size)  # fmt: skip
+    finally:
+        embedder.close()
+    _write_out(out, report)
+    if state.as_json:
+        click.echo(to_json(report))
+        return
+    click.echo(f"\nlive  recipe={report['recipe']}  embedder={report['embedder']}  "
+               f"{report['rounds']} rounds, {report['warmup']} warm-up  (ms)")  # fmt: skip
+    rows = {f"{r['size']:,} turns": _live_row(r) for r in report["sizes"]}
+    click.echo(format_table(rows, LIVE_COLUMNS, "size"))
+
+
+def _live_row(result: Mapping[str, Any]) -> dict[str, float]:
+    warm, after, add = result["warm_search"], result["search_after_add"], result["add"]
+    return {
+        "prefill_turns/s": result["prefill"]["turns_per_second"],
+        "embed_p50": result["embed_query"]["p50_ms"],
+        "warm_p50": warm["p50_ms"], "warm_p95": warm["p95_ms"],
+        "after_add_p50": after["p50_ms"], "after_add_p95": after["p95_ms"],
+        "add_p50": add["p50_ms"], "add_p95": add["p95_ms"],
+        "after/warm": result["after_add_over_warm"],
+    }  # fmt: skip
+
+
+def _echo_size(result: Mapping[str, Any]) -> None:
+    """One line as each size finishes (a 100k run is long)."""
+    row = _live_row(result)
+    click.echo(
+        f"{result['size']:,} turns ({result['memories']:,} memories): search warm "
+        f"p50 {row['warm_p50']:.1f} ms, after add p50 {row['after_add_p50']:.1f} ms "
+        f"(x{row['after/warm']:.2f}), add p50 {row['add_p50']:.1f} ms, "
+        f"query embedding p50 {row['embed_p50']:.1f} ms",
+        err=True,
+    )
+
+
+@bench.command("concurrency")
+@click.option("--writers", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="Writer processes.")  # fmt: skip
+@click.option("--searchers", type=click.IntRange(0, 64), default=2, show_default=True,
+              help="Searcher processes.")  # fmt: skip
+@click.option("--seconds", type=click.FloatRange(0.1, 3600), default=30.0, show_default=True,
+              help="How long each writer writes.")  # fmt: skip
+@click.option(
+    "--adds-per-writer",
+    type=click.IntRange(1, 1_000_000),
+    help="Make this many add calls per writer instead of writing for --seconds.",
+)
+@click.option("--users", type=click.IntRange(1, 100), default=2, show_default=True,
+              help="Users the writers share.")  # fmt: skip
+@click.option("--sessions", type=click.IntRange(1, 100), default=2, show_default=True,
+              help="Sessions per user the writers share.")  # fmt: skip
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the report as JSON.")  # fmt: skip
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@pass_state
+def concurrency(
+    state: State,
+    writers: int,
+    searchers: int,
+    seconds: float,
+    adds_per_writer: int | None,
+    users: int,
+    sessions: int,
+    out: Path | None,
+    no_progress: bool,
+) -> None:
+    """Writer and searcher processes on one database file: what breaks.
+
+    Writers add 1-3 messages at a time, with client ids, to shared users and
+    sessions; searchers search until the writers are done. Each process opens its
+    own Memory on a fresh temporary file. Then it counts failed searches and adds
+    (by exception type), acknowledged messages that are missing, messages cited
+    by more than one turn memory, and sessions with more than one current summary.
+
+    \b
+    Example:
+      remem bench concurrency --writers 4 --searchers 2 --seconds 30 --out conc.json
+    """
+    if out is not None:
+        _check_writable(out)
+    report = run_concurrency(
+        writers, searchers, seconds, adds_per_writer, users, sessions,
+        load_settings(state.db).embedder, progress=not no_progress,
+    )  # fmt: skip
+    _write_out(out, report)
+    if state.as_json:
+        click.echo(to_json(report))
+        return
+    click.echo("\n".join(_concurrency_lines(report)))
+
+
+def _concurrency_lines(report: Mapping[str, Any]) -> list[str]:
+    adds, searches, found = report["adds"], report["searches"], report["check"]
+    procs = report["processes"]
+    how = (f"{report['adds_per_writer']} adds each" if report["adds_per_writer"]
+           else f"{report['seconds']:g} s")  # fmt: skip
+    return [
+        f"concurrency  {report['writers']} writers ({how}), {report['searchers']} searchers, "
+        f"users {len(report['users'])} x sessions {len(report['sessions'])}, "
+        f"{report['elapsed_seconds']:.1f} s",
+        f"adds: {adds['calls']} calls, {adds['failed']} failed, p50 {adds['p50_ms']:.1f} ms, "
+        f"p95 {adds['p95_ms']:.1f} ms",
+        *_error_lines(adds["errors"]),
+        f"searches: {searches['searches']}, {searches['failed']} failed, "
+        f"p50 {searches['p50_ms']:.1f} ms, p95 {searches['p95_ms']:.1f} ms",
+        *_error_lines(searches["errors"]),
+        f"messages: {found['acknowledged_messages']} acknowledged, {found['stored_messages']} "
+        f"stored, {found['lost']} lost, {found['duplicated']} duplicated, "
+        f"{found['unacknowledged_stored']} stored without acknowledgement",
+        f"current summaries: {found['duplicate_current_summaries']} sessions with more than "
+        f"one ({found['extra_current_summaries']} extra)",
+        *([f"processes: {procs['missing']} did not report"] if procs["missing"] else []),
+        *(f"crashed: {line}" for line in procs["crashed"]),
+    ]  # fmt: skip
+
+
+def _error_lines(errors: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    return [
+        f"  {name} x{info['count']}: {example}"
+        for name, info in errors.items()
+        for example in info["examples"][:1]
     ]
