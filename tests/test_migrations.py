@@ -290,3 +290,16 @@ def test_migrations_call_no_live_code() -> None:
         if alias.name.startswith("remem")
     }
     assert imported <= {"remem.errors"}
+
+
+def test_migrations_are_logged_and_the_library_stays_silent(
+    tmp_path: Path, embedder: OnnxMiniLMEmbedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    path = _copy(sorted(FIXTURES)[-1], tmp_path)
+    with caplog.at_level(logging.INFO, logger="remem"):
+        Memory(path, embedder=embedder).close()
+    applied = [r.getMessage() for r in caplog.records if "applying migration" in r.getMessage()]
+    assert applied and all(str(path) in line for line in applied)
+    assert logging.getLogger("remem").handlers == []  # no handler unless the app adds one

@@ -94,3 +94,22 @@ def test_recipe_may_be_an_ablation_and_reranker_options_are_json() -> None:
     assert dict(config.reranker.options) == {"model": "/models/ce"}
     with pytest.raises(ConfigError, match="REMEM_RERANKER_OPTIONS"):
         load_settings(env={"REMEM_RERANKER_OPTIONS": "[1]"})
+
+
+def test_db_takes_a_path_or_a_store_url() -> None:
+    assert load_settings("sqlite:///rel/m.db", env={}).store.path == "rel/m.db"
+    assert load_settings("sqlite:////abs/m.db", env={}).store.path == "/abs/m.db"
+    assert load_settings(None, env={"REMEM_DB": "sqlite:///e.db"}).store.path == "e.db"
+    assert load_settings("C:/data/m.db", env={}).store.path == "C:/data/m.db"
+    with pytest.raises(ConfigError, match="PostgreSQL backend is not in this remem"):
+        load_settings("postgresql://u@localhost/remem", env={})
+    with pytest.raises(ConfigError, match="no store serves mysql://"):
+        load_settings("mysql://localhost/x", env={})
+
+
+def test_memory_opens_a_sqlite_url(tmp_path, embedder) -> None:  # type: ignore[no-untyped-def]
+    from remem import Memory
+
+    with Memory(f"sqlite:///{tmp_path}/url.db", embedder=embedder) as memory:
+        memory.add("I keep bees", user_id="ana")
+    assert (tmp_path / "url.db").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import os
 import re
 import threading
 import time
@@ -15,7 +16,7 @@ from typing import Any
 
 from remem import portability
 from remem.annotations import ENTITIES, KEYPHRASES, TIMES
-from remem.config import EmbedderConfig, MemoryConfig, StoreConfig
+from remem.config import EmbedderConfig, MemoryConfig
 from remem.context import Context, pack
 from remem.embedders.base import Embedder
 from remem.errors import InvalidInputError, NotFoundError
@@ -35,7 +36,7 @@ from remem.models import (
     SearchResults,
     Stats,
 )
-from remem.registry import create_embedder, create_reranker, create_store
+from remem.registry import create_embedder, create_reranker, create_store, store_config
 from remem.rerankers.base import Reranker
 from remem.retrieval.recipes import Recipe, get_recipe
 from remem.retrieval.run import Rerank
@@ -47,6 +48,7 @@ from remem.validation import (
     check_kinds,
     check_limit,
     check_metadata,
+    check_path,
     check_scope,
     check_text,
     normalize_messages,
@@ -74,7 +76,7 @@ class Memory:
         recipe: str | Recipe | None = None,
     ) -> None:
         config = (
-            path if isinstance(path, MemoryConfig) else MemoryConfig(StoreConfig(path=str(path)))
+            path if isinstance(path, MemoryConfig) else MemoryConfig(store_config(_location(path)))
         )
         self.config = config
         self.namespace = check_id(config.namespace if namespace is None else namespace,
@@ -191,6 +193,7 @@ class Memory:
                 f"update takes some of {', '.join(_UPDATABLE)}, not {sorted(unknown) or 'nothing'}"
             )
         memory_id = check_id(memory_id, "memory_id")
+        reason = check_text(reason, "reason", 1000)
         patch = MemoryPatch(
             metadata=check_metadata(changes["metadata"]) if "metadata" in changes else KEEP,
             pinned=_flag(changes["pinned"], "pinned") if "pinned" in changes else KEEP,
@@ -380,11 +383,13 @@ class Memory:
 
     def export(self, path: str | Path) -> int:
         """Write this namespace to a JSONL file (format in ``remem.portability``)."""
-        return portability.export_jsonl(self.store, self.namespace, self.embedder, Path(path))
+        target = check_path(path)
+        return portability.export_jsonl(self.store, self.namespace, self.embedder, target)
 
     def import_(self, path: str | Path) -> int:
         """Load a JSONL export into this namespace, atomically; returns rows written."""
-        return portability.import_jsonl(self.store, self.namespace, self.embedder, Path(path))
+        source = check_path(path)
+        return portability.import_jsonl(self.store, self.namespace, self.embedder, source)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -453,6 +458,12 @@ def _describe(flt: MemoryFilter) -> dict[str, Any]:
         if value is not None:
             out[name] = value.isoformat()
     return out
+
+
+def _location(path: Any) -> str:
+    """A database path or store URL as given (checked, not normalised: URLs keep '//')."""
+    check_path(path, "path")
+    return path if isinstance(path, str) else os.fspath(path)
 
 
 def _flag(value: Any, what: str) -> bool:

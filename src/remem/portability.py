@@ -17,10 +17,11 @@ from typing import Any
 from tqdm import tqdm
 
 from remem.embedders.base import Embedder
-from remem.errors import DataFormatError, StoreError
-from remem.export_format import check_row
+from remem.errors import DataFormatError, InvalidInputError, StoreError
+from remem.export_format import check_rows
 from remem.stores.base import Store
-from remem.util import dumps, to_db_time, utcnow
+from remem.util import dumps, shown, to_db_time, utcnow
+from remem.validation import check_path
 
 FORMAT = "remem-export"
 VERSION = 1
@@ -33,6 +34,9 @@ def embedder_key(embedder: Embedder) -> str:
 
 def export_jsonl(store: Store, namespace: str, embedder: Embedder, path: Path) -> int:
     """Write the header and every row of ``namespace``; returns the number of rows."""
+    path = check_path(path, "export path")
+    if not path.name or path.is_dir():
+        raise InvalidInputError(f"export path {path} must name a file, not a folder")
     header = {"type": "header", "format": FORMAT, "version": VERSION, "namespace": namespace,
               "embedder": embedder_key(embedder), "exported_at": to_db_time(utcnow())}  # fmt: skip
     count = 0
@@ -41,33 +45,66 @@ def export_jsonl(store: Store, namespace: str, embedder: Embedder, path: Path) -
         with tmp.open("w", encoding="utf-8") as out:
             out.write(dumps(header) + "\n")
             for row in store.dump(namespace):
-                out.write(dumps(row) + "\n")
+                out.write(_row_line(row))
                 count += 1
         tmp.replace(path)  # a crash never leaves a truncated export under the real name
-    except OSError as exc:
-        raise StoreError(f"cannot write the export to {path}: {exc.strerror or exc}") from exc
+    except (OSError, ValueError) as exc:  # ValueError: a name the OS cannot represent
+        reason = getattr(exc, "strerror", None) or exc
+        raise StoreError(f"cannot write the export to {path}: {reason}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)  # gone after the rename; removed after a failure
     return count
+
+
+def _row_line(row: dict[str, Any]) -> str:
+    try:
+        return dumps(row) + "\n"
+    except (TypeError, ValueError) as exc:  # a stored value JSON cannot hold (NaN)
+        raise StoreError(
+            f"cannot export {row.get('type')} {shown(row.get('id', row.get('memory_id')))}: "
+            f"{exc}; the database holds a value JSON cannot represent"
+        ) from exc
 
 
 def read_jsonl(path: Path) -> tuple[dict[str, Any], list[tuple[int, dict[str, Any]]]]:
     """The header and (line number, row) pairs of an export file; errors name the line."""
-    if not path.is_file():
-        raise DataFormatError(f"{path} does not exist or is not a file")
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        if not path.is_file():
+            raise DataFormatError(f"{path} does not exist or is not a file")
+        text = path.read_bytes().decode("utf-8-sig")  # tolerate a byte order mark
     except UnicodeDecodeError as exc:
-        raise DataFormatError(f"{path} is not UTF-8 text: {exc}") from exc
-    except OSError as exc:
-        raise DataFormatError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    rows = jsonl_objects(path, lines)
+        raise DataFormatError(
+            f"{path} is not UTF-8 text (bad byte at offset {exc.start}); convert it to UTF-8"
+        ) from exc
+    except (OSError, ValueError) as exc:  # ValueError: a name the OS cannot represent
+        reason = getattr(exc, "strerror", None) or exc
+        raise DataFormatError(f"cannot read {path}: {reason}") from exc
+    rows = jsonl_objects(path, split_lines(text))
     if not rows or rows[0][1].get("type") != "header" or rows[0][1].get("format") != FORMAT:
         raise DataFormatError(
             f"{path} is not a remem export: line 1 must be a header with format {FORMAT!r}"
         )
     header = rows[0][1]
-    if header.get("version") != VERSION:
-        raise DataFormatError(f"{path} has export version {header.get('version')}, not {VERSION}")
+    version = header.get("version")
+    if isinstance(version, bool) or version != VERSION:
+        raise DataFormatError(
+            f"{path} has export version {shown(version)}; this remem reads version {VERSION}"
+        )
     return header, rows[1:]
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines split at newlines only: ``str.splitlines`` would also split inside JSON strings
+    holding U+2028, U+2029 or U+0085, which JSON (and ``dumps``) leave unescaped."""
+    return text.split("\n")
+
+
+class _NotJson(ValueError):
+    """NaN, Infinity and -Infinity: Python's json accepts them, JSON does not."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotJson(name)
 
 
 def jsonl_objects(
@@ -78,27 +115,37 @@ def jsonl_objects(
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
+        where = f"{path} line {number}"
         try:
-            item = json.loads(line)
+            item = json.loads(line, parse_constant=_refuse_constant)
         except json.JSONDecodeError as exc:
-            raise DataFormatError(f"{path} line {number} is not valid JSON ({exc.msg})") from exc
+            raise DataFormatError(f"{where} is not valid JSON ({exc.msg})") from exc
+        except _NotJson as exc:
+            raise DataFormatError(
+                f"{where} holds {exc}, which is not JSON; use null or a finite number"
+            ) from exc
+        except RecursionError as exc:
+            raise DataFormatError(f"{where} is nested too deeply to read") from exc
+        except ValueError as exc:  # e.g. an integer of more than 4300 digits
+            raise DataFormatError(f"{where} cannot be read: {exc}") from exc
         if not isinstance(item, dict):
             hint = f" like {example}" if example else ""
-            raise DataFormatError(f"{path} line {number} must be a JSON object{hint}")
+            raise DataFormatError(f"{where} must be a JSON object{hint}")
         out.append((number, item))
     return out
 
 
 def import_jsonl(store: Store, namespace: str, embedder: Embedder, path: Path) -> int:
-    """Load an export into ``namespace`` in one transaction; re-embed if the model differs."""
-    header, numbered = read_jsonl(path)
-    rows = [row for _, row in numbered]
-    if header.get("embedder") != embedder_key(embedder):
-        for row in rows:
-            row.pop("embedding", None)
-    for number, row in numbered:
-        check_row({"embedding": None, **row}, f"{path} line {number}", embedder.dimensions)
-    if header.get("embedder") != embedder_key(embedder):
+    """Load an export into ``namespace`` in one transaction; re-embed if the model differs.
+
+    Every row is checked (``export_format.check_rows``) before anything is written.
+    """
+    header, numbered = read_jsonl(check_path(path, "import path"))
+    same_model = header.get("embedder") == embedder_key(embedder)
+    if not same_model:
+        numbered = [(n, {**row, "embedding": None}) for n, row in numbered]
+    rows = check_rows(numbered, str(path), embedder.dimensions)
+    if not same_model:
         _reembed(rows, embedder)
     return store.load(namespace, rows)
 

@@ -18,6 +18,7 @@ RerankerFactory = Callable[..., Reranker]
 _EMBEDDERS: dict[str, EmbedderFactory] = {}
 _STORES: dict[str, StoreFactory] = {}
 _RERANKERS: dict[str, RerankerFactory] = {}
+_SCHEMES: dict[str, str] = {}  # URL scheme -> store name
 
 
 def register_embedder(name: str, factory: EmbedderFactory) -> None:
@@ -25,9 +26,33 @@ def register_embedder(name: str, factory: EmbedderFactory) -> None:
     _EMBEDDERS[name] = factory
 
 
-def register_store(name: str, factory: StoreFactory) -> None:
-    """Make a store available by name (plugins call this too)."""
+def register_store(name: str, factory: StoreFactory, schemes: tuple[str, ...] = ()) -> None:
+    """Make a store available by name, and by the URL schemes it serves (plugins call
+    this too): ``register_store("postgres", factory, ("postgresql", "postgres"))``."""
     _STORES[name] = factory
+    for scheme in schemes:
+        _SCHEMES[scheme] = name
+
+
+def store_config(location: str, options: Mapping[str, Any] | None = None) -> StoreConfig:
+    """The store a ``--db`` / ``REMEM_DB`` value names: a file path (SQLite), a
+    ``sqlite:///relative.db`` or ``sqlite:////absolute.db`` URL, or the URL of any store
+    registered for its scheme (the store gets the whole URL as its ``path``)."""
+    scheme, sep, rest = location.partition("://")
+    if not sep or not scheme.isidentifier():
+        return StoreConfig("sqlite", location, dict(options or {}))
+    scheme = scheme.lower()
+    if scheme == "sqlite":
+        path = rest[1:] if rest.startswith("/") else rest
+        return StoreConfig("sqlite", path or ":memory:", dict(options or {}))
+    if scheme not in _SCHEMES:
+        known = ", ".join(sorted({"sqlite", *_SCHEMES}))
+        hint = (" (the PostgreSQL backend is not in this remem yet)"
+                if scheme.startswith("postgres") else "")  # fmt: skip
+        raise ConfigError(
+            f"no store serves {scheme}:// URLs{hint}; use a file path or one of: {known}"
+        )
+    return StoreConfig(_SCHEMES[scheme], location, dict(options or {}))
 
 
 def register_reranker(name: str, factory: RerankerFactory) -> None:
@@ -114,5 +139,5 @@ def _sqlite(**options: Any) -> Store:
 register_embedder("minilm-onnx", _onnx)
 register_embedder("openai", _openai)
 register_embedder("sentence-transformers", _sentence_transformers)
-register_store("sqlite", _sqlite)
+register_store("sqlite", _sqlite, ("sqlite",))
 register_reranker("cross-encoder", _cross_encoder)

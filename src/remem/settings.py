@@ -12,16 +12,15 @@ from remem.config import (
     EmbedderConfig,
     MemoryConfig,
     RerankerConfig,
-    StoreConfig,
 )
 from remem.errors import ConfigError, InvalidInputError
-from remem.registry import embedder_names
+from remem.registry import embedder_names, store_config
 from remem.retrieval.recipes import get_recipe
 from remem.validation import MAX_ID_CHARS
 
 DEFAULT_DB = "remem.db"
 ENV_VARS: dict[str, str] = {
-    "REMEM_DB": f"SQLite database file (default {DEFAULT_DB})",
+    "REMEM_DB": f"database: a SQLite file path or sqlite:/// URL (default {DEFAULT_DB})",
     "REMEM_NAMESPACE": "namespace (tenant) to read and write (default 'default')",
     "REMEM_RECIPE": "default retrieval recipe (default 'default')",
     "REMEM_EMBEDDER": "embedder registry name (default 'minilm-onnx')",
@@ -44,7 +43,7 @@ def load_settings(db: str | None = None, env: Mapping[str, str] | None = None) -
     defaults = MemoryConfig()
     path = db if db is not None else _get(source, "REMEM_DB") or DEFAULT_DB
     return MemoryConfig(
-        store=StoreConfig(path=path),
+        store=store_config(path),
         embedder=EmbedderConfig(
             name=_embedder(source) or defaults.embedder.name,
             options=_options(source),

@@ -23,7 +23,7 @@ from remem.cli.main import (
 from remem.engine import Memory
 from remem.errors import ConflictError, DataFormatError, InvalidInputError, RememError
 from remem.models import ROLES
-from remem.portability import jsonl_objects
+from remem.portability import jsonl_objects, split_lines
 
 BATCH_SIZE = 256
 _BATCH_INDEX = re.compile(r"messages\[(\d+)\](\.?)")
@@ -110,8 +110,8 @@ def _read_messages(path: Path) -> list[tuple[int, dict[str, Any]]]:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise DataFormatError(f"cannot read {path}: {exc.strerror}") from None
-    lines = _decode(raw, str(path)).splitlines()
+        raise DataFormatError(f"cannot read {path}: {exc.strerror or exc}") from None
+    lines = split_lines(_decode(raw, str(path)).removeprefix("\ufeff"))  # a BOM is not data
     out = jsonl_objects(path, lines, '{"role": "user", "content": "hi"}')
     if not out:
         raise DataFormatError(f"{path} holds no messages (one JSON object per line)")

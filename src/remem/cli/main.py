@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +31,7 @@ from remem.retrieval.recipes import RECIPES, get_recipe
 from remem.settings import DEFAULT_DB, load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
+logger = logging.getLogger(__name__)
 
 TEXT_WIDTH = 160
 
@@ -48,8 +50,25 @@ def exit_code(error: RememError) -> int:
     return 1
 
 
+def report_internal_error(exc: Exception) -> int:
+    """Print an unexpected exception as one line (no traceback) and return exit code 1.
+
+    The traceback goes to this module's logger at DEBUG level, for whoever configured one.
+    """
+    logger.debug("internal error", exc_info=exc)
+    what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    click.echo(f"error: internal error: {what}; please report it", err=True)
+    return 1
+
+
+# click's own control flow (usage errors, --help, aborted prompts) passes through untouched
+_CLICK_FLOW = (click.ClickException, click.exceptions.Exit, click.Abort)
+
+
 class _Cli(click.Group):
-    """A click group that turns every ``RememError`` into ``error: ...`` and an exit code."""
+    """A click group that turns every ``RememError`` into ``error: ...`` and an exit code,
+    and any other exception into ``error: internal error: ...`` and exit code 1: the
+    command line never prints a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -57,6 +76,26 @@ class _Cli(click.Group):
         except RememError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exit_code(exc))
+        except _CLICK_FLOW:
+            raise
+        except Exception as exc:  # the edge: report it, never a traceback
+            ctx.exit(report_internal_error(exc))
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """Also catch what fails outside a command (closing the store, parsing)."""
+        try:
+            return super().main(*args, **kwargs)
+        except RememError as exc:
+            if not kwargs.get("standalone_mode", True):
+                raise
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exit_code(exc))
+        except _CLICK_FLOW:
+            raise
+        except Exception as exc:
+            if not kwargs.get("standalone_mode", True):
+                raise
+            sys.exit(report_internal_error(exc))
 
 
 @dataclass
@@ -135,7 +174,10 @@ def _read_input(text: str, what: str = "TEXT") -> str:
     """``text`` itself, or standard input (one trailing newline dropped) when it is ``-``."""
     if text != "-":
         return _arg_text(text, what)
-    data = sys.stdin.buffer.read()
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:
+        raise InvalidInputError("standard input is closed; pipe the text in, or give it as TEXT")
+    data = stream.read()
     return _decode(data, "standard input").removesuffix("\n").removesuffix("\r")
 
 
@@ -149,6 +191,10 @@ def _json_object(_ctx: click.Context, _param: click.Parameter, value: str | None
         raise click.BadParameter(
             f'not valid JSON ({exc.msg}); e.g. \'{{"topic": "pets"}}\''
         ) from None
+    except RecursionError:
+        raise click.BadParameter("nested too deeply to read") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise click.BadParameter(f"cannot be read as JSON: {exc}") from None
     if not isinstance(parsed, dict):
         raise click.BadParameter(f"must be a JSON object, not {type(parsed).__name__}")
     return parsed
@@ -220,14 +266,19 @@ def _kind_option(func: F) -> F:
 @click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--db",
-    metavar="PATH",
-    help=f"SQLite database file.  [env: REMEM_DB; default: {DEFAULT_DB}]",
+    metavar="PATH|URL",
+    help=f"SQLite database file, or a sqlite:///path URL.  [env: REMEM_DB; default: {DEFAULT_DB}]",
 )
 @click.option("--namespace", help="Namespace (tenant) to use.  [env: REMEM_NAMESPACE]")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
+@click.option(
+    "--verbose", "-v", count=True, help="Log to stderr: -v what remem does, -vv debug detail."
+)
 @click.version_option(__version__, prog_name="remem")
 @click.pass_context
-def main(ctx: click.Context, db: str | None, namespace: str | None, as_json: bool) -> None:
+def main(
+    ctx: click.Context, db: str | None, namespace: str | None, as_json: bool, verbose: int
+) -> None:
     """Long-term memory for LLM agents, from the shell.
 
     Settings come from the options, then REMEM_* variables (REMEM_DB, REMEM_NAMESPACE,
@@ -239,6 +290,11 @@ def main(ctx: click.Context, db: str | None, namespace: str | None, as_json: boo
       remem --db notes.db add -u ana "I moved to Lisbon in May"
       remem --db notes.db search -u ana "where does Ana live?"
     """
+    if verbose:  # the library never configures logging; the command line may
+        logging.basicConfig(
+            level=logging.DEBUG if verbose > 1 else logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
     state = State(db, namespace, as_json)
     ctx.obj = state
     ctx.call_on_close(state.close)

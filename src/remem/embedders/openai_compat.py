@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,6 +10,8 @@ import numpy as np
 
 from remem.embedders.base import Embedder, Vectors, normalize
 from remem.errors import ConfigError, EmbedderError
+
+log = logging.getLogger(__name__)
 
 
 class OpenAICompatEmbedder(Embedder):
@@ -64,7 +67,9 @@ class OpenAICompatEmbedder(Embedder):
 
     def _post(self, body: dict[str, Any]) -> dict[str, Any]:
         last: BaseException | None = None
-        for _ in range(self.retries + 1):
+        for attempt in range(self.retries + 1):
+            if last is not None:
+                log.info("retrying the embeddings endpoint (attempt %d): %s", attempt + 1, last)
             try:
                 response = self._client.post("/embeddings", json=body)
             except self._transport_errors as exc:

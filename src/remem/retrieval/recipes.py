@@ -157,6 +157,11 @@ def get_recipe(name: str | Recipe) -> Recipe:
     ablation. Unknown names list the known ones."""
     if isinstance(name, Recipe):
         return name
+    if not isinstance(name, str):
+        raise InvalidInputError(
+            f"recipe must be a recipe name or a Recipe, not {type(name).__name__}; "
+            f"choose one of {', '.join(sorted(RECIPES))}"
+        )
     if name in RECIPES:
         return RECIPES[name]
     base, sep, mechanism = name.partition("-no-")

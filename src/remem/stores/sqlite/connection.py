@@ -99,7 +99,7 @@ class Connections:
         try:
             conn.execute("BEGIN")
             revision = self.revision(conn)  # the first read fixes the snapshot
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise StoreError(f"cannot read {self.path}: {exc}") from exc
@@ -137,7 +137,7 @@ class Connections:
             if isinstance(exc, sqlite3.IntegrityError):
                 raise StoreError(f"write to {self.path} violated a constraint, nothing was "
                                  f"stored: {exc}") from exc  # fmt: skip
-            if isinstance(exc, sqlite3.DatabaseError):
+            if isinstance(exc, sqlite3.Error):
                 raise StoreError(f"write to {self.path} failed, nothing was stored: {exc}") from exc
             raise
 
@@ -146,7 +146,7 @@ class Connections:
         started = time.perf_counter()
         try:
             found = self.get().execute(sql, params).fetchall()
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             raise StoreError(f"query on {self.path} failed: {exc}") from exc
         took = time.perf_counter() - started
         if took > SLOW_QUERY_S:

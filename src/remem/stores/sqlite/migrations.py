@@ -17,6 +17,7 @@ history and brings such files up to today's layout before pending migrations run
 from __future__ import annotations
 
 import json
+import logging
 import re
 import sqlite3
 from collections import Counter
@@ -29,6 +30,7 @@ import snowballstemmer
 
 from remem.errors import StoreError
 
+log = logging.getLogger(__name__)
 Migration = tuple[int, str, Callable[[sqlite3.Connection], None]]
 
 
@@ -328,6 +330,7 @@ def apply_migrations(conn: sqlite3.Connection, now: str) -> int:
     for number, name, migrate in MIGRATIONS:
         if number in applied:
             continue
+        log.info("applying migration %d (%s) to %s", number, name, _path(conn))
         migrate(conn)
         conn.execute(
             "INSERT INTO schema_migrations (id, name, applied_at) VALUES (?, ?, ?)",

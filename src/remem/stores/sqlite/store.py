@@ -472,25 +472,27 @@ class SQLiteStore(Store):
         flt = MemoryFilter(namespace, scope.user_id, scope.agent_id, scope.session_id,
                            current_only=False)  # fmt: skip
         where, params = rows.filter_sql(flt, "m")
-        by_kind = {
-            r[0]: r[1]
-            for r in self._db.query(
-                f"SELECT kind, count(*) FROM memories m WHERE {where} GROUP BY kind", params
-            )
-        }
         msg_where, msg_params = rows.scope_sql(scope)
-        msg = self._db.query(
-            "SELECT count(*), count(DISTINCT nullif(user_id, '')), count(DISTINCT CASE WHEN "
-            "session_id != '' THEN user_id || '/' || agent_id || '/' || session_id END) "
-            f"FROM messages WHERE {msg_where}",
-            msg_params,
-        )[0]
-        events = self._db.query(
-            "SELECT count(*) FROM memory_events WHERE namespace = ?", [namespace]
-        )[0][0]
+        with self.snapshot():  # every count from one state of the file
+            by_kind = {
+                r[0]: r[1]
+                for r in self._db.query(
+                    f"SELECT kind, count(*) FROM memories m WHERE {where} GROUP BY kind", params
+                )
+            }
+            msg = self._db.query(
+                "SELECT count(*), count(DISTINCT nullif(user_id, '')), count(DISTINCT CASE "
+                "WHEN session_id != '' THEN user_id || '/' || agent_id || '/' || session_id "
+                f"END) FROM messages WHERE {msg_where}",
+                msg_params,
+            )[0]
+            events = self._db.query(
+                "SELECT count(*) FROM memory_events WHERE namespace = ?", [namespace]
+            )[0][0]
+            embedder = self.embedder_id()
         return Stats(
             messages=msg[0], memories=sum(by_kind.values()), memories_by_kind=by_kind,
-            events=events, users=msg[1], sessions=msg[2], embedder=self.embedder_id(),
+            events=events, users=msg[1], sessions=msg[2], embedder=embedder,
             schema_version=self.schema_version, path=self.path,
         )  # fmt: skip
 
