@@ -320,7 +320,7 @@ class LiveScope:
         rows = [(key, lengths[key], term, tf[term]) for key, tf in self._session_tf.items()
                 if key in lengths for term in wanted if tf.get(term, 0) > 0]  # fmt: skip
         scored = bm25.bm25_documents(rows, len(lengths), mean)
-        return sorted(scored.items(), key=lambda kv: -kv[1])[:limit]
+        return sorted(scored.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
 
     def period_of(self, row: int) -> tuple[date, date] | None:
         """The period a memory mentions, else the day it was said."""

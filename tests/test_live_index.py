@@ -1,0 +1,199 @@
+"""The backend-neutral live index: BM25 against reference values, incremental updates that
+equal a rebuild, and writes that cost the next search only the rows they wrote."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from remem import Memory
+from remem.annotations import keyword_terms
+from remem.embedders.base import Embedder
+from remem.index import bm25
+from remem.index.live import LiveScope
+from remem.stores.base import Changes, IndexRow, MemoryFilter, ScopeKey
+
+T0 = datetime(2024, 3, 1, 9, 0)
+
+
+def row(memory_id: str, text: str, session: str = "s1", position: int = 0, **kw: Any) -> IndexRow:
+    vector = kw.pop("vector", None)
+    return IndexRow(
+        id=memory_id, kind=kw.pop("kind", "turn"), user_id="u", agent_id="",
+        session_id=session, position=position, occurred_at=kw.pop("occurred_at", T0),
+        created_at=T0, expires_at=None, current=kw.pop("current", True),
+        metadata=kw.pop("metadata", {}), attributes=kw.pop("attributes", {}), text=text,
+        index_text=text, vector=vector,
+    )  # fmt: skip
+
+
+# -- BM25 reference values ------------------------------------------------------------------
+
+
+def test_idf_is_lucenes_and_stays_positive() -> None:
+    assert bm25.idf(10, 1) == pytest.approx(math.log(1 + 9.5 / 1.5))
+    assert bm25.idf(10, 10) == pytest.approx(math.log(1 + 0.5 / 10.5))
+    assert bm25.idf(10, 10) > 0
+    assert bm25.idf(2, 1) > bm25.idf(2, 2) > 0
+
+
+def test_term_scores_match_the_formula() -> None:
+    tf, length = np.array([1.0, 3.0]), np.array([4.0, 12.0])
+    got = bm25.term_scores(tf, length, 8.0, 2.0, k1=1.2, b=0.75)
+    want = [2.0 * t * 2.2 / (t + 1.2 * (0.25 + 0.75 * n / 8.0)) for t, n in zip(tf, length)]
+    np.testing.assert_allclose(got, want)
+
+
+def reference_bm25(docs: dict[str, str], query: list[str]) -> dict[str, float]:
+    """Textbook BM25 (Lucene idf, turn parameters), written out for comparison."""
+    bags = {d: Counter(keyword_terms(t)) for d, t in docs.items()}
+    mean = sum(sum(b.values()) for b in bags.values()) / len(bags)
+    wanted = list(dict.fromkeys(t for q in query for t in keyword_terms(q)))
+    out: dict[str, float] = {}
+    for d, bag in bags.items():
+        length = sum(bag.values())
+        score = 0.0
+        for term in wanted:
+            if bag[term]:
+                df = sum(1 for b in bags.values() if b[term])
+                idf = math.log(1 + (len(bags) - df + 0.5) / (df + 0.5))
+                k1, b = bm25.TURN_K1, bm25.TURN_B
+                score += idf * bag[term] * (k1 + 1) / (bag[term] + k1 * (1 - b + b * length / mean))
+        if score > 0:
+            out[d] = score
+    return out
+
+
+DOCS = {
+    "a": "Ana: I moved to Lisbon in May [8 May 2023]",
+    "b": "Bo: Lisbon is lovely, the cafés are great",
+    "c": "Ana: My sister Maria works at the hospital in Porto",
+    "d": "Bo: I ran 10 km yesterday [7 May 2023]",
+    "e": "Ana: running every morning, café au lait after",
+}
+
+
+@pytest.mark.parametrize(
+    "query", [["lisbon"], ["cafe"], ["running", "2023"], ["maria", "porto", "lisbon"], ["10"]]
+)
+def test_keyword_search_equals_reference_bm25(query: list[str]) -> None:
+    index = LiveScope()
+    index.apply(Changes(1, tuple(row(k, v) for k, v in DOCS.items())))
+    flt = MemoryFilter("default")
+    got = dict(index.keyword_search(query, index.mask(flt, T0), 10))
+    want = reference_bm25(DOCS, query)
+    assert got.keys() == want.keys()
+    for key, score in want.items():
+        assert got[key] == pytest.approx(score)
+
+
+def test_keyword_terms_fold_case_diacritics_and_stems() -> None:
+    assert keyword_terms("Cafés RUNNING, Nate's 2023!") == ["cafe", "run", "nate", "s", "2023"]
+
+
+# -- incremental equals rebuilt -----------------------------------------------------------------
+
+WORDS = ["lisbon", "porto", "dog", "pottery", "jazz", "sister", "hospital", "run", "may", "beach"]
+texts = st.lists(st.sampled_from(WORDS), min_size=1, max_size=6).map(" ".join)
+ops = st.lists(
+    st.tuples(st.sampled_from(["write", "delete"]), st.integers(0, 7), texts,
+              st.integers(0, 3)),
+    min_size=1, max_size=25,
+)  # fmt: skip
+
+
+def _vector(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(8).astype(np.float32)
+
+
+def _search_all(index: LiveScope) -> tuple[Any, ...]:
+    mask = index.mask(MemoryFilter("default"), T0)
+    keyword = [(i, round(s, 9)) for q in WORDS for i, s in index.keyword_search([q], mask, 50)]
+    dense = [(i, round(s, 6)) for i, s in index.vector_search(_vector(99), mask, 50)]
+    sessions = [(k, round(s, 9)) for k, s in index.session_search(WORDS, 10)]
+    links = sorted((index.ids[m], e, w) for m, e, w in index.mentions)
+    return sorted(keyword), dense, sessions, links
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops=ops, split=st.integers(1, 5))
+def test_taking_in_changes_equals_building_from_scratch(
+    ops: list[tuple[str, int, str, int]], split: int
+) -> None:
+    """Writes and deletes applied in several batches give the same index (every search
+    result and score) as one index built from the final state."""
+    live = LiveScope()
+    state: dict[str, IndexRow] = {}
+    pending_rows: dict[str, IndexRow] = {}
+    pending_gone: list[str] = []
+    revision = 0
+    for n, (op, key, text, session) in enumerate(ops):
+        memory_id = f"m{key}"
+        if op == "write":
+            entities = [{"key": w, "name": w, "kind": "name"} for w in text.split()[:2]]
+            new = row(memory_id, text, f"s{session}", position=n + 1, vector=_vector(key + n),
+                      attributes={"entities": entities})  # fmt: skip
+            state[memory_id] = pending_rows[memory_id] = new
+        elif memory_id in state:
+            del state[memory_id]
+            pending_rows.pop(memory_id, None)
+            pending_gone.append(memory_id)
+        if (n + 1) % split == 0 or n == len(ops) - 1:
+            revision += 1
+            live.apply(Changes(revision, tuple(pending_rows.values()), tuple(pending_gone)))
+            pending_rows, pending_gone = {}, []
+    rebuilt = LiveScope()
+    rebuilt.apply(Changes(revision, tuple(sorted(state.values(), key=lambda r: r.id))))
+    got, want = _search_all(live), _search_all(rebuilt)
+    assert sorted(got[0]) == sorted(want[0])
+    assert sorted(got[1]) == sorted(want[1])
+    assert got[2] == want[2]
+    assert [(m, w) for m, _, w in got[3]] == [(m, w) for m, _, w in want[3]]
+
+
+# -- a write costs the next search only what it wrote --------------------------------------------
+
+
+def test_a_write_hands_the_index_only_its_rows(tmp_path: Path, embedder: Embedder) -> None:
+    memory = Memory(tmp_path / "m.db", embedder=embedder)
+    for s in range(3):
+        memory.add([{"content": f"session {s} line {i} about pottery"} for i in range(10)],
+                   user_id="ana", session_id=f"s{s}", timestamp=T0 + timedelta(days=s))  # fmt: skip
+    memory.search("pottery", user_id="ana")  # the index is now current
+    key = ScopeKey("default", "ana")
+    with memory.store.snapshot() as revision:
+        assert memory.store.changes(key, revision).rows == ()
+    memory.add("and now jazz", user_id="ana", session_id="s2")
+    changes = memory.store.changes(key, revision)
+    assert [r.text for r in changes.rows] == ["user: and now jazz"]
+    assert memory.search("jazz", user_id="ana")[0].text == "user: and now jazz"
+    memory.close()
+
+
+def test_add_reads_the_session_only_when_its_summary_is_due(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    memory = Memory(tmp_path / "m.db", embedder=embedder)
+    reads: list[int] = []
+    session_turns = memory.store.session_turns
+
+    def counted(scope: Any) -> Any:
+        found = session_turns(scope)
+        reads.append(len(found))
+        return found
+
+    memory.store.session_turns = counted  # type: ignore[method-assign]
+    for i in range(40):
+        memory.add(f"message number {i}", user_id="ana", session_id="long")
+    assert len(reads) == 8  # summaries at 4, 8, 12, 16, 20, 25, 31, 38 turns: not 40 reads
+    summaries = memory.list(user_id="ana", kinds="summary")
+    assert len(summaries) == 1 and summaries[0].attributes["turns"] >= 30
+    memory.close()
