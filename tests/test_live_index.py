@@ -48,7 +48,9 @@ def test_idf_is_lucenes_and_stays_positive() -> None:
 def test_term_scores_match_the_formula() -> None:
     tf, length = np.array([1.0, 3.0]), np.array([4.0, 12.0])
     got = bm25.term_scores(tf, length, 8.0, 2.0, k1=1.2, b=0.75)
-    want = [2.0 * t * 2.2 / (t + 1.2 * (0.25 + 0.75 * n / 8.0)) for t, n in zip(tf, length)]
+    want = [
+        2.0 * t * 2.2 / (t + 1.2 * (0.25 + 0.75 * n / 8.0)) for t, n in zip(tf, length, strict=True)
+    ]
     np.testing.assert_allclose(got, want)
 
 
