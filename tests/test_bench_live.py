@@ -133,10 +133,11 @@ def test_cli_bench_concurrency_prints_the_figures(tmp_path: Path) -> None:
 
 
 def test_ingest_timing_report_reference_values() -> None:
-    assert IngestTiming(100, 2.0, 1.6).report() == {
+    assert IngestTiming(100, 2.0, 1.6, 1.8).report() == {
         "turns": 100, "seconds": 2.0, "turns_per_second": 50.0, "embedder_seconds": 1.6,
         "embedder_turns_per_second": 62.5, "speed_vs_embedder": 0.8, "other_seconds": 0.4,
-        "overhead": 0.25,
+        "overhead": 0.25, "embedding_in_add_seconds": 1.8, "rest_in_add_seconds": 0.2,
+        "rest_share": 0.1,
     }  # fmt: skip
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import datetime
 
 import pytest
@@ -55,7 +56,14 @@ def test_enrich_finds_entities_times_and_keyphrases() -> None:
     msgs = [message("I went to Porto with Maria yesterday to buy a ukulele."),
             message("We ate pastries.", speaker="Bo")]  # fmt: skip
     counts = {"ukulele": 0, "buy": 6, "pastries": 1}
-    out = enrich(msgs, {"maria": "name"}, lambda words: (10, counts), EnrichConfig())
+    asked: list[str] = []
+
+    def known(keys: Sequence[str]) -> dict[str, str]:  # the store answers only what is asked
+        asked.extend(keys)
+        return {k: "name" for k in keys if k == "maria"}
+
+    out = enrich(msgs, known, lambda words: (10, counts), EnrichConfig())
+    assert "maria" in asked and len(asked) < 60  # words of these messages, not a table
     first = out[0].attributes
     assert [e["key"] for e in first["entities"]] == ["ana", "porto", "maria"]
     assert first["entities"][0]["kind"] == "speaker"
@@ -65,7 +73,7 @@ def test_enrich_finds_entities_times_and_keyphrases() -> None:
     assert "porto" not in [k["key"] for k in first["keyphrases"]]  # names are entities
     assert index_suffix(out[0].times) == "7 May 2023"
     assert out[1].attributes["entities"] == [{"key": "bo", "name": "Bo", "kind": "speaker"}]
-    bare = enrich(msgs, {}, lambda words: (10, counts), EnrichConfig.none())
+    bare = enrich(msgs, known, lambda words: (10, counts), EnrichConfig.none())
     assert [e.attributes for e in bare] == [{}, {}]
 
 

@@ -199,3 +199,17 @@ def test_add_reads_the_session_only_when_its_summary_is_due(
     summaries = memory.list(user_id="ana", kinds="summary")
     assert len(summaries) == 1 and summaries[0].attributes["turns"] >= 30
     memory.close()
+
+
+def test_entities_known_to_another_writer_are_found(tmp_path: Path, embedder: Embedder) -> None:
+    """Each Memory remembers the entities the store answered; one learnt elsewhere (another
+    process) is still found, because unknown keys are asked of the store."""
+    first = Memory(tmp_path / "m.db", embedder=embedder)
+    second = Memory(tmp_path / "m.db", embedder=embedder)
+    second.add("I like tea", user_id="ana")  # second's table of seen entities is warm
+    first.add("I met Oscar at the Tate Modern yesterday", user_id="ana")
+    added = second.add("oscar says tate modern is closed", user_id="ana")
+    keys = {e["key"] for e in added.memories[0].attributes["entities"]}
+    assert {"oscar", "tate modern"} <= keys
+    first.close()
+    second.close()

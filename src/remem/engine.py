@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from remem import portability
-from remem.annotations import ENTITIES, KEYPHRASES, TIMES
+from remem.annotations import ENTITIES, KEYPHRASES, TIMES, entity_links
 from remem.config import EmbedderConfig, MemoryConfig
 from remem.context import Context, pack
 from remem.embedders.base import Embedder
 from remem.errors import InvalidInputError, NotFoundError
 from remem.formation.enrich import Enriched, enrich, index_suffix
 from remem.formation.salience import entity_table
-from remem.formation.summaries import needs_refresh, summarize
+from remem.formation.summaries import needs_refresh, summarize, summary_embed_text
 from remem.formation.turns import format_day, turn_embed_text, turn_index_text, turn_memories
 from remem.index.cache import LiveIndex
 from remem.models import (
@@ -93,6 +93,8 @@ class Memory:
         self.index = LiveIndex(self.store)
         self._rerankers: dict[str, Reranker] = {}
         self._rerankers_lock = threading.Lock()
+        self._seen: dict[tuple[str, str], dict[str, str]] = {}
+        self._seen_lock = threading.Lock()
         try:
             self.store.bind_embedder(self.embedder.model_id, self.embedder.dimensions)
         except BaseException:
@@ -133,8 +135,10 @@ class Memory:
         if summary is not None:
             records.append(summary[0])
             texts.append(summary[1])
-        vectors = self.embedder.embed([turn_embed_text(m) for m in fresh] +
-                                      ([summary[0].text] if summary else []))  # fmt: skip
+        embedded = [turn_embed_text(m) for m in fresh]
+        if summary is not None:
+            embedded.append(summary_embed_text(summary[0]))
+        vectors = self.embedder.embed(embedded)
         batch = WriteBatch(
             messages=tuple(logged),
             memories=tuple(
@@ -143,6 +147,7 @@ class Memory:
             singleton_kinds=("summary",),
         )
         skipped = set(self.store.write(batch))
+        self._learn_entities(scope, records)
         return AddResult(
             message_ids=tuple(m.id for m in logged if m.id not in skipped),
             memories=tuple(r for r in records if r.kind == "turn" and r.source_ids[0]
@@ -152,14 +157,40 @@ class Memory:
         )  # fmt: skip
 
     def _enrich(self, scope: Scope, messages: builtins.list[Message]) -> builtins.list[Enriched]:
-        """Entities, times and key phrases of new messages, against the scope's statistics."""
+        """Entities, times and key phrases of new messages, against the scope's statistics
+        and the entities earlier adds of this scope learnt from the store."""
         if not messages:
             return []
-        known = self.store.entity_kinds(scope) if self.config.enrich.entities else {}
+        seen = self._seen_entities(scope)
+
+        def known(keys: Sequence[str]) -> dict[str, str]:
+            found = self.store.entity_kinds(scope, keys)
+            seen.update(found)
+            return found
+
         return enrich(
             messages, known, lambda words: self.store.term_counts(scope, words),
-            self.config.enrich,
+            self.config.enrich, seen,
         )  # fmt: skip
+
+    def _learn_entities(self, scope: Scope, records: builtins.list[MemoryRecord]) -> None:
+        """Remember the kinds of the entities this add wrote, as the store holds them (a
+        writer elsewhere may have stored one first), so the next add of the scope finds
+        them without asking the store again."""
+        keys = sorted({link.key for r in records for link in entity_links(r.attributes)})
+        if keys and self.config.enrich.entities:
+            self._seen_entities(scope).update(self.store.entity_kinds(scope, keys))
+
+    def _seen_entities(self, scope: Scope) -> dict[str, str]:
+        """Entity kinds of a user/agent scope the store has answered before (kept for the
+        64 most recent scopes; a stored entity's kind never changes)."""
+        owner = (scope.user_id or "", scope.agent_id or "")
+        with self._seen_lock:
+            table = self._seen.pop(owner, None) or {}
+            self._seen[owner] = table
+            while len(self._seen) > 64:
+                self._seen.pop(next(iter(self._seen)))
+            return table
 
     def _summary(
         self, scope: Scope, new_turns: builtins.list[MemoryRecord], fresh: int, now: datetime

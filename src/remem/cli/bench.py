@@ -262,6 +262,11 @@ def _ingest_lines(ingest: Mapping[str, Any]) -> list[str]:
             f"summaries, writes) {ingest['other_seconds']:.2f} s = "
             f"{ingest['overhead']:+.0%} on top of embedding",
         ]
+    if ingest.get("embedding_in_add_seconds"):
+        lines.append(
+            f"  inside add: embedding {ingest['embedding_in_add_seconds']:.2f} s, the rest "
+            f"{ingest['rest_in_add_seconds']:.2f} s ({ingest['rest_share']:.0%} of ingest)"
+        )
     return lines
 
 

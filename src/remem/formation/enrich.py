@@ -8,19 +8,21 @@ text the keyword index sees, so "yesterday" said on 8 May 2023 matches "7 May 20
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from remem.annotations import ENTITIES, KEYPHRASES, TIMES
 from remem.config import EnrichConfig
 from remem.formation import keyphrases
-from remem.formation.entities import entity_key, extract_entities
+from remem.formation.entities import EntityMention, entity_key, extract_entities
 from remem.models import Message
 from remem.times import TimeSpan, describe, find_times
 
 # (scope docs, {word: docs containing it}) for the words asked
 TermCounts = Callable[[Sequence[str]], tuple[int, dict[str, int]]]
+# {key: kind} of those of the asked keys that the scope's entity table holds
+KnownEntities = Callable[[Sequence[str]], dict[str, str]]
 
 
 @dataclass(frozen=True)
@@ -33,16 +35,18 @@ class Enriched:
 
 def enrich(
     messages: Sequence[Message],
-    known: Mapping[str, str],
+    known: KnownEntities,
     term_counts: TermCounts,
     config: EnrichConfig,
+    seen: Mapping[str, str] | None = None,
 ) -> list[Enriched]:
-    """Entities, times and key phrases of each message (each part switchable)."""
-    known = dict(known)
-    for m in messages:  # speakers are people in the conversation: always entities
-        if config.entities and m.speaker:
-            known.setdefault(entity_key(m.speaker), "speaker")
-    names = [_entities(m, known) if config.entities else [] for m in messages]
+    """Entities, times and key phrases of each message (each part switchable). ``known``
+    answers which of the keys extraction asks about the scope already holds; ``seen``
+    holds entities known from earlier answers (an entity's kind never changes)."""
+    names: list[list[dict[str, str]]] = [[] for _ in messages]
+    if config.entities:
+        mentions = _mentions(messages, known, seen or {})
+        names = [_entities(m, found) for m, found in zip(messages, mentions, strict=True)]
     phrases = _keyphrases(messages, names, term_counts, config) if config.keyphrases else None
     out = []
     for i, m in enumerate(messages):
@@ -59,12 +63,64 @@ def enrich(
     return out
 
 
-def _entities(message: Message, known: Mapping[str, str]) -> list[dict[str, str]]:
+class _Asked(Mapping[str, str]):
+    """A read-only view of known entities that records every key extraction looks up
+    (``get`` and ``in`` without exceptions: extraction makes hundreds of lookups)."""
+
+    def __init__(self, known: Mapping[str, str]) -> None:
+        self.known = known
+        self.asked: set[str] = set()
+
+    def __getitem__(self, key: str) -> str:
+        self.asked.add(key)
+        return self.known[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.asked.add(key)
+        return self.known.get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            self.asked.add(key)
+        return key in self.known
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.known)
+
+    def __len__(self) -> int:
+        return len(self.known)
+
+
+def _mentions(
+    messages: Sequence[Message], known: KnownEntities, seen: Mapping[str, str]
+) -> list[list[EntityMention]]:
+    """The entities of each message, with the entity table as far as they need it:
+    extraction runs with what is known so far (``seen``) and records the keys it looks
+    up; the store answers for the keys not known yet, until a run asks nothing new (one
+    run when ``seen`` has what the messages name). An add never loads the whole table, so
+    its cost does not grow with the scope."""
+    table: dict[str, str] = dict(seen)
+    for m in messages:  # speakers are people in the conversation: always entities
+        if m.speaker:
+            table.setdefault(entity_key(m.speaker), "speaker")
+    looked_up: set[str] = set()
+    while True:
+        view = _Asked(table)
+        found = [extract_entities(m.content, view) for m in messages]
+        new = sorted(view.asked - looked_up - table.keys())
+        answers = known(new) if new else {}
+        looked_up.update(new)
+        if not answers:  # nothing the last run asked about is known: its result stands
+            return found
+        table.update(answers)  # the stored kind wins over "speaker"
+
+
+def _entities(message: Message, mentions: Sequence[EntityMention]) -> list[dict[str, str]]:
     found: dict[str, dict[str, str]] = {}
     if message.speaker:
         key = entity_key(message.speaker)
         found[key] = {"key": key, "name": message.speaker, "kind": "speaker"}
-    for mention in extract_entities(message.content, known):
+    for mention in mentions:
         found.setdefault(mention.key, {"key": mention.key, "name": mention.name,
                                        "kind": mention.kind})  # fmt: skip
     return list(found.values())

@@ -66,6 +66,16 @@ def _topics(turns: Sequence[MemoryRecord]) -> list[str]:
     return [names[key] for key in best]
 
 
+def summary_embed_text(record: MemoryRecord) -> str:
+    """What the embedder sees of a summary: its topics (a summary quotes up to five long
+    turns, and embedding all of it cost a quarter of ingest's embedding time); the
+    first quoted turn when it has no topics."""
+    topics = record.attributes.get("topics")
+    if isinstance(topics, list) and topics:
+        return "Topics: " + ", ".join(str(t) for t in topics)
+    return _clip(record.text)
+
+
 def _clip(text: str) -> str:
     return text if len(text) <= MAX_TURN_CHARS else text[: MAX_TURN_CHARS - 1] + "…"
 

@@ -156,14 +156,6 @@ class SessionInfo:
     summary: MemoryRecord | None
 
 
-@dataclass(frozen=True)
-class StoreCapabilities:
-    """What a backend can do, declared instead of probed."""
-
-    transactions: bool = True
-    multi_process: bool = True
-
-
 def session_key(user_id: str | None, agent_id: str | None, session_id: str | None) -> str:
     """How a conversation (a user/agent's session) is named in scope indexes."""
     return f"{user_id or ''}\x1f{agent_id or ''}\x1f{session_id or ''}"
@@ -175,8 +167,6 @@ class Store(ABC):
     Every method takes the namespace (directly or inside a ``MemoryFilter``) and never
     returns another namespace's rows. Writes are atomic: on error nothing is written.
     """
-
-    capabilities: StoreCapabilities = StoreCapabilities()
 
     @abstractmethod
     def bind_embedder(self, model_id: str, dimensions: int) -> None:
@@ -242,8 +232,9 @@ class Store(ABC):
         """The exact session's current turn memories, in conversation order."""
 
     @abstractmethod
-    def entity_kinds(self, scope: Scope) -> dict[str, str]:
-        """Key -> kind of every entity known in the scope's user/agent (for extraction)."""
+    def entity_kinds(self, scope: Scope, keys: Sequence[str] | None = None) -> dict[str, str]:
+        """Key -> kind of the entities known in the scope's user/agent, among ``keys``
+        (all of them when ``keys`` is None)."""
 
     @abstractmethod
     def term_counts(self, scope: Scope, terms: Sequence[str]) -> tuple[int, dict[str, int]]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from dataclasses import asdict
+from dataclasses import fields
+from datetime import datetime
 from typing import Any
 
 from remem.errors import InvalidInputError
@@ -121,13 +122,20 @@ def event_from_row(row: sqlite3.Row) -> MemoryEvent:
     )
 
 
+_RECORD_FIELDS = tuple(f.name for f in fields(MemoryRecord))
+_SCOPE_FIELDS = tuple(f.name for f in fields(Scope))
+
+
 def record_snapshot(record: MemoryRecord) -> dict[str, Any]:
-    """A JSON-ready dict of a memory for the audit log and exports."""
-    data = asdict(record)
-    for key, value in list(data.items()):
-        if hasattr(value, "isoformat"):
-            data[key] = to_db_time(value)
+    """A JSON-ready dict of a memory for the audit log and exports (what
+    ``dataclasses.asdict`` gives, without its deep copies: this runs once per write)."""
+    data: dict[str, Any] = {}
+    for name in _RECORD_FIELDS:
+        value = getattr(record, name)
+        data[name] = to_db_time(value) if isinstance(value, datetime) else value
+    data["scope"] = {name: getattr(record.scope, name) for name in _SCOPE_FIELDS}
     data["source_ids"] = list(record.source_ids)
+    data["metadata"], data["attributes"] = dict(record.metadata), dict(record.attributes)
     return data
 
 

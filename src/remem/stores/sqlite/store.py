@@ -24,12 +24,11 @@ from remem.stores.base import (
     ScopeKey,
     SessionInfo,
     Store,
-    StoreCapabilities,
     WriteBatch,
 )
 from remem.stores.sqlite import rows
 from remem.stores.sqlite.connection import Connections
-from remem.stores.sqlite.links import count_terms, link_memory
+from remem.stores.sqlite.links import count_terms, link_memories, link_memory
 from remem.stores.sqlite.migrations import apply_migrations
 from remem.stores.sqlite.portable import dump_rows, load_rows
 from remem.util import dumps, from_db_time, to_db_time, utcnow
@@ -65,8 +64,6 @@ class SQLiteStore(Store):
     Each thread has its own connection; reads that must agree run in ``snapshot()``;
     every write transaction stamps its rows with a new revision (``changes``).
     """
-
-    capabilities = StoreCapabilities()
 
     def __init__(self, path: str | Path = "remem.db", busy_timeout_ms: int = 10_000) -> None:
         self.path = str(path)
@@ -145,16 +142,22 @@ class SQLiteStore(Store):
         with self._db.write() as (conn, revision):
             skipped = self._skip_existing(conn, batch.messages)
             positions = self._insert_messages(conn, batch.messages, skipped)
-            written: list[MemoryRecord] = []
-            for new in batch.memories:
-                sources = set(new.record.source_ids)
-                if sources and sources <= skipped:
-                    continue
-                first = new.record.source_ids[0] if new.record.source_ids else ""
-                self._insert_memory(conn, new.record, new.index_text, new.vector,
-                                    positions.get(first, 0), revision)  # fmt: skip
-                self._log(conn, new.record, "ADD", None, new.record, batch.reason, batch.actor)
-                written.append(new.record)
+            fresh = [
+                n for n in batch.memories
+                if not (n.record.source_ids and set(n.record.source_ids) <= skipped)
+            ]  # fmt: skip
+            conn.executemany(
+                f"INSERT INTO memories ({rows.MEMORY_COLUMNS}, index_text, position, "
+                f"embedding, rev) VALUES ({','.join('?' * 27)})",
+                [(*rows.memory_values(n.record), n.index_text,
+                  positions.get(n.record.source_ids[0], 0) if n.record.source_ids else 0,
+                  None if n.vector is None else _unit(n.vector).tobytes(), revision)
+                 for n in fresh],
+            )  # fmt: skip
+            written = [n.record for n in fresh]
+            self._log_all(conn, [(r, "ADD", None, r) for r in written], batch.reason,
+                          batch.actor)  # fmt: skip
+            link_memories(conn, [(_owner(r.scope), r.kind, r.text, r.attributes) for r in written])
             for record in written:
                 if record.kind in batch.singleton_kinds:
                     self._supersede_others(conn, record, revision, batch)
@@ -167,6 +170,7 @@ class SQLiteStore(Store):
         """Insert new messages, numbering each within its session; returns id -> seq."""
         positions: dict[str, int] = {}
         last: dict[tuple[str, ...], int] = {}
+        values = []
         for message in messages:
             if message.id in skipped:
                 continue
@@ -181,49 +185,37 @@ class SQLiteStore(Store):
                 last[key] = int(row[0])
             last[key] += 1
             positions[message.id] = last[key]
-            conn.execute(
-                f"INSERT INTO messages ({rows.MESSAGE_COLUMNS}, seq) VALUES ({','.join('?' * 12)})",
-                (*rows.message_values(message), last[key]),
-            )
+            values.append((*rows.message_values(message), last[key]))
+        conn.executemany(
+            f"INSERT INTO messages ({rows.MESSAGE_COLUMNS}, seq) VALUES ({','.join('?' * 12)})",
+            values,
+        )
         return positions
 
     @staticmethod
     def _skip_existing(conn: sqlite3.Connection, messages: Sequence[Message]) -> set[str]:
         """Ids already stored with the same content; a reused id with new content conflicts."""
-        skipped: set[str] = set()
+        by_owner: dict[tuple[str, str, str], list[Message]] = {}
         for message in messages:
-            s = message.scope
-            row = conn.execute(
-                "SELECT role, content FROM messages WHERE namespace = ? AND "
-                "user_id = ? AND agent_id = ? AND id = ?",
-                (s.namespace, s.user_id or "", s.agent_id or "", message.id),
-            ).fetchone()
-            if row is None:
-                continue
-            if row["content"] != message.content or row["role"] != message.role:
-                raise ConflictError(
-                    f"message id {message.id!r} already exists in this scope with different "
-                    "content; give the new message another id (or none), or delete the old one"
-                )
-            skipped.add(message.id)
+            by_owner.setdefault(_owner(message.scope), []).append(message)
+        skipped: set[str] = set()
+        for owner, group in by_owner.items():
+            for start in range(0, len(group), 500):
+                chunk = {m.id: m for m in group[start : start + 500]}
+                for row in conn.execute(
+                    "SELECT id, role, content FROM messages WHERE namespace = ? AND user_id = ? "
+                    f"AND agent_id = ? AND id IN ({','.join('?' * len(chunk))})",
+                    (*owner, *chunk),
+                ):
+                    message = chunk[row["id"]]
+                    if row["content"] != message.content or row["role"] != message.role:
+                        raise ConflictError(
+                            f"message id {message.id!r} already exists in this scope with "
+                            "different content; give the new message another id (or none), "
+                            "or delete the old one"
+                        )
+                    skipped.add(message.id)
         return skipped
-
-    @staticmethod
-    def _insert_memory(
-        conn: sqlite3.Connection,
-        record: MemoryRecord,
-        index_text: str,
-        vector: npt.NDArray[np.float32] | None,
-        position: int,
-        revision: int,
-    ) -> None:
-        blob = None if vector is None else _unit(vector).tobytes()
-        conn.execute(
-            f"INSERT INTO memories ({rows.MEMORY_COLUMNS}, index_text, position, embedding, "
-            f"rev) VALUES ({','.join('?' * 27)})",
-            (*rows.memory_values(record), index_text, position, blob, revision),
-        )
-        link_memory(conn, _owner(record.scope), record.kind, record.text, record.attributes)
 
     def _supersede_others(
         self, conn: sqlite3.Connection, record: MemoryRecord, revision: int, batch: WriteBatch
@@ -282,13 +274,24 @@ class SQLiteStore(Store):
         reason: str,
         actor: str,
     ) -> None:
-        conn.execute(
+        self._log_all(conn, [(record, action, before, after)], reason, actor)
+
+    @staticmethod
+    def _log_all(
+        conn: sqlite3.Connection,
+        entries: Sequence[tuple[MemoryRecord, str, MemoryRecord | None, MemoryRecord | None]],
+        reason: str,
+        actor: str,
+    ) -> None:
+        """Audit-log entries (memory, action, before, after) in one statement."""
+        at = to_db_time(utcnow())
+        conn.executemany(
             "INSERT INTO memory_events (memory_id, namespace, action, before, after, reason, "
             "actor, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (record.id, record.scope.namespace, action,
-             dumps(rows.record_snapshot(before)) if before else None,
-             dumps(rows.record_snapshot(after)) if after else None,
-             reason, actor, to_db_time(utcnow())),
+            [(record.id, record.scope.namespace, action,
+              dumps(rows.record_snapshot(before)) if before else None,
+              dumps(rows.record_snapshot(after)) if after else None, reason, actor, at)
+             for record, action, before, after in entries],
         )  # fmt: skip
 
     def _remove(
@@ -442,13 +445,18 @@ class SQLiteStore(Store):
         )
         return [rows.memory_from_row(r) for r in found]
 
-    def entity_kinds(self, scope: Scope) -> dict[str, str]:
-        """Key -> kind of the entities known to the scope's user and agent."""
-        found = self._db.query(
-            "SELECT key, kind FROM entities WHERE namespace = ? AND user_id = ? AND agent_id = ?",
-            list(_owner(scope)),
-        )
-        return {r[0]: r[1] for r in found}
+    def entity_kinds(self, scope: Scope, keys: Sequence[str] | None = None) -> dict[str, str]:
+        """Key -> kind of the entities known to the scope's user and agent (among ``keys``)."""
+        sql = "SELECT key, kind FROM entities WHERE namespace = ? AND user_id = ? AND agent_id = ?"
+        if keys is None:
+            return {r[0]: r[1] for r in self._db.query(sql, list(_owner(scope)))}
+        found: dict[str, str] = {}
+        for start in range(0, len(keys), 500):
+            chunk = list(keys[start : start + 500])
+            for r in self._db.query(f"{sql} AND key IN ({','.join('?' * len(chunk))})",
+                                    [*_owner(scope), *chunk]):  # fmt: skip
+                found[r[0]] = r[1]
+        return found
 
     def term_counts(self, scope: Scope, terms: Sequence[str]) -> tuple[int, dict[str, int]]:
         """How many turns the scope's user/agent has, and how many contain each word."""
