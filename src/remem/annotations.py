@@ -30,7 +30,7 @@ KEYPHRASES = "keyphrases"
 TIMES = "times"
 KEYPHRASE_KIND = "keyphrase"
 FULL_BITS = 8.0  # surprisal of a word in about 1 of 256 turns
-_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?", re.UNICODE)
+_WORD = re.compile(r"([^\W\d_]+)(?:'[^\W\d_]+)?", re.UNICODE)  # group 1: before any '
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,8 @@ def _items(attributes: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
 def words(text: str) -> list[str]:
     """Lower-cased words of ``text`` in order ("Nate's" -> "nate"): the unit of the term
     statistics stores keep for key-phrase surprisal."""
-    return [m.group(0).split("'")[0] for m in _WORD.finditer(text.lower())]
+    found: list[str] = _WORD.findall(text.lower())
+    return found
 
 
 _STEMMERS = threading.local()  # a Snowball stemmer keeps state while it works: one per thread

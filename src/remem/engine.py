@@ -177,9 +177,14 @@ class Memory:
         """Remember the kinds of the entities this add wrote, as the store holds them (a
         writer elsewhere may have stored one first), so the next add of the scope finds
         them without asking the store again."""
-        keys = sorted({link.key for r in records for link in entity_links(r.attributes)})
-        if keys and self.config.enrich.entities:
-            self._seen_entities(scope).update(self.store.entity_kinds(scope, keys))
+        if not self.config.enrich.entities:
+            return
+        seen = self._seen_entities(scope)
+        keys = sorted(
+            {link.key for r in records for link in entity_links(r.attributes)} - seen.keys()
+        )
+        if keys:
+            seen.update(self.store.entity_kinds(scope, keys))
 
     def _seen_entities(self, scope: Scope) -> dict[str, str]:
         """Entity kinds of a user/agent scope the store has answered before (kept for the

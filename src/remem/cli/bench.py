@@ -255,7 +255,8 @@ def _ingest_lines(ingest: Mapping[str, Any]) -> list[str]:
     ]
     if ingest.get("embedder_seconds"):
         lines += [
-            f"  raw embedder on the same texts and batches: {ingest['embedder_seconds']:.2f} s "
+            "  raw embedder on the same texts and batches, timed before each add: "
+            f"{ingest['embedder_seconds']:.2f} s "
             f"({ingest['embedder_turns_per_second']:.1f} turns/s); ingest runs at "
             f"{ingest['speed_vs_embedder']:.0%} of its speed",
             f"  split: embedding {ingest['embedder_seconds']:.2f} s, the rest (enrichment, "

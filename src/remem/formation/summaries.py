@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from remem.annotations import entity_links
+from remem.annotations import EntityLink, entity_links
 from remem.models import MemoryRecord
 
 MAX_TURN_CHARS = 240
@@ -30,10 +30,10 @@ class SummaryDraft:
     attributes: dict[str, Any]
 
 
-def salience(turn: MemoryRecord) -> float:
+def salience(turn: MemoryRecord, links: Sequence[EntityLink] | None = None) -> float:
     """Key-phrase weights plus one per named entity, over the square root of the word
     count (a long turn does not win by length alone)."""
-    links = entity_links(turn.attributes)
+    links = entity_links(turn.attributes) if links is None else links
     weight = sum(link.weight for link in links if link.kind != "speaker")
     return weight / math.sqrt(max(len(turn.text.split()), 1))
 
@@ -43,21 +43,22 @@ def summarize(turns: Sequence[MemoryRecord]) -> SummaryDraft | None:
     if not turns:
         return None
     count = min(5, max(1, round(len(turns) / 8)))
-    scored = {i: salience(t) for i, t in enumerate(turns)}
+    links = [entity_links(t.attributes) for t in turns]
+    scored = {i: salience(t, links[i]) for i, t in enumerate(turns)}
     ranked = sorted(scored, key=lambda i: (-scored[i], i))
     picked = sorted(i for i in ranked[:count] if scored[i] > 0) or ranked[:1]
-    topics = _topics(turns)
+    topics = _topics(links)
     lines = [_clip(turns[i].text) for i in picked]
     text = (f"Topics: {', '.join(topics)}. " if topics else "") + " … ".join(lines)
     sources = tuple(s for i in picked for s in turns[i].source_ids)
     return SummaryDraft(text, sources, {"turns": len(turns), "topics": topics})
 
 
-def _topics(turns: Sequence[MemoryRecord]) -> list[str]:
+def _topics(links: Sequence[Sequence[EntityLink]]) -> list[str]:
     weight: dict[str, float] = {}
     names: dict[str, str] = {}
-    for turn in turns:
-        for link in entity_links(turn.attributes):
+    for turn_links in links:
+        for link in turn_links:
             if link.kind == "speaker":
                 continue
             weight[link.key] = weight.get(link.key, 0.0) + link.weight

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -15,17 +16,19 @@ Linked = tuple[Owner, str, str, Mapping[str, Any]]  # (owner, kind, text, attrib
 def link_memories(conn: sqlite3.Connection, memories: Iterable[Linked]) -> None:
     """Create the entity rows new memories name and count their turns' words, each in
     the memory's own user/agent scope (two statements for the whole batch)."""
-    entities: list[tuple[str, ...]] = []
-    terms: list[tuple[str, str, str, str, int]] = []
+    entities: dict[tuple[str, ...], tuple[str, ...]] = {}
+    terms: Counter[tuple[str, str, str, str]] = Counter()
     for owner, kind, text, attributes in memories:
-        entities.extend((*owner, e.key, e.name, e.kind) for e in entity_rows(attributes))
-        terms.extend((*owner, term, delta) for term, delta in term_deltas(kind, text, 1))
+        for e in entity_rows(attributes):
+            entities.setdefault((*owner, e.key), (*owner, e.key, e.name, e.kind))
+        for term, delta in term_deltas(kind, text, 1):
+            terms[(*owner, term)] += delta
     conn.executemany(
         "INSERT OR IGNORE INTO entities (namespace, user_id, agent_id, key, name, kind) "
         "VALUES (?, ?, ?, ?, ?, ?)",
-        entities,
+        list(entities.values()),
     )
-    _count(conn, terms)
+    _count(conn, [(*key, delta) for key, delta in terms.items()])
 
 
 def link_memory(
