@@ -61,15 +61,19 @@ class LiveIndex:
                     if revision < entry.scope.revision:
                         continue  # this view is older than the index: take a newer one
                     if revision > entry.scope.revision:
-                        self._refresh(entry.scope, flt.scope_key)
+                        self._refresh(entry, flt.scope_key)
                     yield entry.scope
                     return
             raise StoreError("the store kept changing under a read; try again")
 
-    def _refresh(self, scope: LiveScope, key: ScopeKey) -> None:
+    def _refresh(self, entry: _Entry, key: ScopeKey) -> None:
         started = time.perf_counter()
-        changes = self.store.changes(key, scope.revision)
-        scope.apply(changes)
+        changes = self.store.changes(key, entry.scope.revision)
+        try:
+            entry.scope.apply(changes)
+        except BaseException:
+            entry.scope = LiveScope()  # never keep a half-applied index: rebuild next time
+            raise
         took = time.perf_counter() - started
         if took > SLOW_REFRESH_S:
             log.info("scope index %s took in %d rows in %.2f s", key, len(changes.rows), took)
