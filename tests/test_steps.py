@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from remem.annotations import TimeLink
 from remem.retrieval import fusion, steps
-from remem.times import find_times
+from remem.times import TimeSpan, find_times, month_day_match
 
 SESSION = {"a1": "A", "a2": "A", "a3": "A", "b1": "B", "c1": "C"}
 NEIGHBOURS = {"a1": ["a2"], "a2": ["a1", "a3"], "a3": ["a2"], "b1": [], "c1": []}
@@ -87,3 +90,23 @@ def test_dbsf_scales_by_mean_and_three_deviations() -> None:
     assert fusion.dbsf(ranked) == pytest.approx({"a": 4 / 6, "b": 2 / 6})
     assert fusion.dbsf([("a", 1.0), ("b", 1.0)]) == {"a": 1.0, "b": 1.0}
     assert fusion.dbsf([]) == {}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    spans=st.lists(
+        st.tuples(st.dates(date(2019, 1, 1), date(2025, 12, 31)), st.integers(0, 800),
+                  st.booleans()),
+        min_size=1, max_size=3,
+    ),
+    days=st.lists(st.none() | st.dates(date(2018, 1, 1), date(2026, 12, 31)), max_size=30),
+)  # fmt: skip
+def test_said_within_equals_month_day_match_per_day(spans, days) -> None:  # type: ignore[no-untyped-def]
+    windows = [
+        TimeSpan("w", 0, start, start + timedelta(days=length), "range", "date", False, recurring)
+        for start, length, recurring in spans
+    ]
+    said = np.array([np.datetime64(d, "D") if d else np.datetime64("NaT") for d in days],
+                    dtype="datetime64[D]")  # fmt: skip
+    want = [d is not None and any(month_day_match(w, d) for w in windows) for d in days]
+    assert steps.said_within(windows, said).tolist() == want

@@ -75,6 +75,7 @@ class LiveScope:
         self._alive, self._current = _Column(np.bool_), _Column(np.bool_)
         self._kind = _Column(np.int8)
         self._when, self._expiry = _Column("datetime64[us]"), _Column("datetime64[us]")
+        self._said = _Column("datetime64[D]")
         self._length = _Column(np.float64)
         self._vectors: _Column | None = None
         self._has_vector = _Column(np.bool_)
@@ -126,6 +127,8 @@ class LiveScope:
         self._current.append(row.current)
         self._kind.append(MEMORY_KINDS.index(row.kind) if row.kind in MEMORY_KINDS else -1)
         self._when.append(_when(row.occurred_at or row.created_at))
+        said = row.occurred_at
+        self._said.append(np.datetime64(said.date(), "D") if said else np.datetime64("NaT"))
         self._expiry.append(_when(row.expires_at) if row.expires_at is not None else _FAR)
         self._add_vector(row.vector)
         self._index_terms(r, row.index_text)
@@ -321,6 +324,10 @@ class LiveScope:
                 if key in lengths for term in wanted if tf.get(term, 0) > 0]  # fmt: skip
         scored = bm25.bm25_documents(rows, len(lengths), mean)
         return sorted(scored.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+
+    def said_days(self) -> npt.NDArray[Any]:
+        """The day each row was said (``datetime64[D]``; NaT when unknown)."""
+        return self._said.view()
 
     def period_of(self, row: int) -> tuple[date, date] | None:
         """The period a memory mentions, else the day it was said."""

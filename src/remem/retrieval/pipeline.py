@@ -199,24 +199,25 @@ def anchor_step(run: Run, ranking: Ranking) -> None:
 
 
 def time_step(run: Run, ranking: Ranking) -> None:
-    """Memories inside the question's time window gain ``recipe.time`` of the top score."""
+    """Memories inside the question's time window gain ``recipe.time`` of the top score.
+    A memory that mentions no time fits by when it was said (one numpy pass over the
+    scope); the few that mention periods are matched one by one."""
     windows = run.analysis.windows if run.analysis else ()
     if run.recipe.time <= 0 or not windows:
         return
-    index, times, mask = run.index, run.index.times_by_row, run.mask
+    index = run.index
+    fit = np.where(steps.said_within(windows, index.said_days()), steps.SAID_FIT, 0.0)
+    for row, links in index.times_by_row.items():
+        fit[row] = steps.time_match(windows, index.occurred[row], links)
+    fit[~run.mask] = 0.0
+    rows = np.flatnonzero(fit > 0)
+    if rows.size > run.recipe.candidates:  # the best fits, then the best scored among them
+        order = fit[rows] + np.array([ranking.scores.get(index.ids[r], 0.0) for r in rows])
+        rows = rows[np.argsort(-order, kind="stable")[: run.recipe.candidates]]
     peak = ranking.peak() or 1.0
-    fits = {
-        index.ids[row]: fit
-        for row in range(len(index.ids))
-        if mask[row]
-        and (fit := steps.time_match(windows, index.occurred[row], times.get(row, ()))) > 0
-    }
-    matches = dict(sorted(fits.items(), key=lambda kv: -kv[1] - ranking.scores.get(kv[0], 0))
-                   [: run.recipe.candidates])  # fmt: skip
-    kept = set(run.allowed(list(matches)))
-    ranking.add("time", {i: run.recipe.time * peak * m for i, m in matches.items() if i in kept})
-    for item in kept:
-        ranking.found.setdefault(item, []).append("time")
+    ranking.add("time", {index.ids[r]: run.recipe.time * peak * float(fit[r]) for r in rows})
+    for r in rows:
+        ranking.found.setdefault(index.ids[r], []).append("time")
 
 
 def temporal_step(run: Run, ranking: Ranking) -> None:

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from remem.annotations import TimeLink
 from remem.times import TimeSpan, month_day_match
@@ -133,6 +137,32 @@ def period_match(window: TimeSpan, start: date, end: date) -> float:
     return max((_overlap_days(start, end, a, b) / length for a, b in spans), default=0.0)
 
 
+SAID_FIT = 0.6  # a memory said inside the window, mentioning no other time
+
+
+def said_within(windows: Sequence[TimeSpan], said: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
+    """Which days of ``said`` (``datetime64[D]``, NaT for unknown) fall in any window:
+    ``month_day_match`` over a whole column at once (recurring windows by month and day)."""
+    out = np.zeros(said.shape, dtype=bool)
+    known = ~np.isnat(said)
+    months = said.astype("datetime64[M]")
+    md = (months.astype(np.int64) % 12 + 1) * 100 + (said - months).astype(np.int64) + 1
+    for window in windows:
+        if not window.recurring:
+            start, end = np.datetime64(window.start, "D"), np.datetime64(window.end, "D")
+            hit = (said >= start) & (said <= end)
+        elif (window.end - window.start).days >= 365:
+            hit = known.copy()
+        else:
+            lo = window.start.month * 100 + window.start.day
+            hi = window.end.month * 100 + window.end.day
+            hi = 229 if hi == 228 else hi  # a February-end pattern also covers leap days
+            same_year = window.start.year == window.end.year
+            hit = ((md >= lo) & (md <= hi)) if same_year else ((md >= lo) | (md <= hi))
+        out |= hit & known
+    return out
+
+
 def time_match(
     windows: Sequence[TimeSpan], said: datetime | None, mentions: Sequence[TimeLink]
 ) -> float:
@@ -149,5 +179,5 @@ def time_match(
                 best = max(best, period_match(window, link.start, link.end))
         if said is not None and month_day_match(window, said.date()):
             elsewhere = any(link.kind != "vague" for link in mentions)
-            best = max(best, 0.2 if elsewhere and best == 0 else 0.6)
+            best = max(best, 0.2 if elsewhere and best == 0 else SAID_FIT)
     return best
