@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from remem.bench.concurrency import run_concurrency
 from remem.bench.datasets import load_dataset
 from remem.bench.live import SyntheticChat, live_queries, run_live
-from remem.bench.runner import IngestTiming, ingest, run, time_embedder
+from remem.bench.runner import IngestTiming, ingest, run
 from remem.cli.main import main
 from remem.config import EmbedderConfig, MemoryConfig, StoreConfig
 from remem.embedders.base import Embedder, Vectors
@@ -160,14 +160,16 @@ class Recording(Embedder):
 
 def test_raw_embedder_timing_sends_what_ingest_embeds(tmp_path: Path, embedder: Embedder) -> None:
     dataset = load_dataset(LOCOMO)
-    during, raw = Recording(embedder), Recording(embedder)
+    recording = Recording(embedder)
     config = MemoryConfig(StoreConfig(path=str(tmp_path / "b.db")), EmbedderConfig())
-    with Memory(config, embedder=during) as memory:
-        ingest(memory, dataset, progress=False)
-    assert time_embedder(raw, dataset, progress=False) > 0
+    with Memory(config, embedder=recording) as memory:
+        timing = ingest(memory, dataset, progress=False, paired=True)
+    assert timing.embed_seconds > 0 and timing.embedding_in_add > 0
+    sessions = sum(len({t.session for t in c.turns}) for c in dataset.conversations)
+    assert len(recording.calls) == 2 * sessions  # per session: the raw pass, then the add
+    raw, during = recording.calls[0::2], recording.calls[1::2]
     # the engine's batch per session is the turn texts, plus the summary when it has one
-    assert len(raw.calls) == len(during.calls)
-    for turns, sent in zip(raw.calls, during.calls, strict=True):
+    for turns, sent in zip(raw, during, strict=True):
         assert sent[: len(turns)] == turns and len(sent) - len(turns) in (0, 1)
 
 

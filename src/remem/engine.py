@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import os
-import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -44,17 +43,19 @@ from remem.retrieval.search import search as run_search
 from remem.stores.base import KEEP, MemoryFilter, MemoryPatch, NewMemory, Store, WriteBatch
 from remem.util import new_id, parse_timestamp, utcnow
 from remem.validation import (
+    check_flag,
     check_id,
     check_kinds,
     check_limit,
     check_metadata,
+    check_metadata_filter,
+    check_number,
     check_path,
     check_scope,
     check_text,
     normalize_messages,
 )
 
-_FILTER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _UPDATABLE = ("text", "metadata", "pinned", "expires_at", "importance")
 DERIVED = (ENTITIES, KEYPHRASES, TIMES)
 
@@ -232,10 +233,10 @@ class Memory:
         reason = check_text(reason, "reason", 1000)
         patch = MemoryPatch(
             metadata=check_metadata(changes["metadata"]) if "metadata" in changes else KEEP,
-            pinned=_flag(changes["pinned"], "pinned") if "pinned" in changes else KEEP,
+            pinned=check_flag(changes["pinned"], "pinned") if "pinned" in changes else KEEP,
             expires_at=(parse_timestamp(changes["expires_at"], "expires_at")
                         if "expires_at" in changes else KEEP),
-            importance=(_unit_float(changes["importance"], "importance")
+            importance=(check_number(changes["importance"], "importance")
                         if "importance" in changes else KEEP),
         )  # fmt: skip
         if "text" in changes:
@@ -465,12 +466,7 @@ class Memory:
         until: Any,
     ) -> MemoryFilter:
         scope = check_scope(self.namespace, user_id, agent_id, session_id)
-        wanted = check_metadata(metadata, "metadata filter")
-        for key in wanted:
-            if not _FILTER_KEY.match(key):
-                raise InvalidInputError(
-                    f"metadata filter key {key!r} is not allowed: use letters, digits and '_'"
-                )
+        wanted = check_metadata_filter(metadata)
         return MemoryFilter(
             namespace=self.namespace, user_id=scope.user_id, agent_id=scope.agent_id,
             session_id=scope.session_id, kinds=check_kinds(kinds),
@@ -500,18 +496,6 @@ def _location(path: Any) -> str:
     """A database path or store URL as given (checked, not normalised: URLs keep '//')."""
     check_path(path, "path")
     return path if isinstance(path, str) else os.fspath(path)
-
-
-def _flag(value: Any, what: str) -> bool:
-    if not isinstance(value, bool):
-        raise InvalidInputError(f"{what} must be true or false, not {value!r}")
-    return value
-
-
-def _unit_float(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise InvalidInputError(f"{what} must be a number from 0 to 1, not {value!r}")
-    return float(value)
 
 
 class AsyncMemory:

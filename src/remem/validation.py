@@ -33,6 +33,7 @@ MAX_ATTRIBUTES_BYTES = 1024 * 1024
 MAX_INT = 2**63 - 1
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_FILTER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _MESSAGE_KEYS = ("role", "content", "name", "speaker", "timestamp", "id", "metadata")
 
 
@@ -119,6 +120,18 @@ def check_metadata(
             f"({max_bytes // 1024} KiB); store large data elsewhere and keep a reference"
         )
     return dict(value)
+
+
+def check_metadata_filter(value: Any) -> dict[str, Any]:
+    """A metadata filter: metadata whose keys are names (letters, digits and '_'), as
+    every backend can address them."""
+    wanted = check_metadata(value, "metadata filter")
+    for key in wanted:
+        if not _FILTER_KEY.match(key):
+            raise InvalidInputError(
+                f"metadata filter key {key!r} is not allowed: use letters, digits and '_'"
+            )
+    return wanted
 
 
 def check_json_tree(value: Any, what: str, max_depth: int = MAX_METADATA_DEPTH) -> None:

@@ -121,22 +121,6 @@ def ingest(
     return IngestTiming(total, adding, raw, spent[0])
 
 
-def time_embedder(embedder: Embedder, dataset: BenchDataset, progress: bool) -> float:
-    """Seconds the raw embedder takes on the turn texts, as ``ingest`` sends them: the
-    text the engine embeds, one ``embed`` call per session (no summaries, no writes)."""
-    seconds = 0.0
-    total = sum(len(c.turns) for c in dataset.conversations)
-    with tqdm(total=total, desc="embed (raw)", unit="turn", disable=not progress) as bar:
-        for conv in dataset.conversations:
-            for _, turns in _sessions(conv):
-                texts = [turn_embed_text(_message(t)) for t in turns]
-                started = time.perf_counter()
-                embedder.embed(texts)
-                seconds += time.perf_counter() - started
-                bar.update(len(turns))
-    return seconds
-
-
 def _warmup(dataset: BenchDataset, count: int = 64) -> list[BenchTurn]:
     """The first turns of the dataset, to warm the embedder up before anything is timed."""
     return [t for c in dataset.conversations for t in c.turns][:count]

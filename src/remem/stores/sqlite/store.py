@@ -404,12 +404,9 @@ class SQLiteStore(Store):
     def changes(self, scope: ScopeKey, since: int) -> Changes:
         """Rows of the scope written after revision ``since`` and ids deleted since."""
         with self.snapshot() as revision:
-            clauses, params = ["namespace = ?"], [scope.namespace]
-            for column in ("user_id", "agent_id", "session_id"):
-                if getattr(scope, column) is not None:
-                    clauses.append(f"{column} = ?")
-                    params.append(getattr(scope, column))
-            where = " AND ".join(clauses)
+            where, params = rows.scope_sql(
+                Scope(scope.user_id, scope.agent_id, scope.session_id, scope.namespace)
+            )
             deleted = [r[0] for r in self._db.query(
                 f"SELECT id FROM memory_tombstones WHERE {where} AND rev > ? ORDER BY rev, pk",
                 [*params, since])]  # fmt: skip
