@@ -122,7 +122,12 @@ def _search_all(index: LiveScope) -> tuple[Any, ...]:
     dense = [(i, round(s, 6)) for i, s in index.vector_search(_vector(99), mask, 50)]
     sessions = [(k, round(s, 9)) for k, s in index.session_search(WORDS, 10)]
     links = sorted((index.ids[m], e, w) for m, e, w in index.mentions)
-    return sorted(keyword), dense, sessions, links
+    alive = np.flatnonzero(mask)
+    source, adjacent = index.neighbour_rows(alive)
+    pairs = sorted(
+        (index.ids[alive[i]], index.ids[r]) for i, r in zip(source, adjacent, strict=True)
+    )
+    return sorted(keyword), dense, sessions, links, pairs
 
 
 @settings(max_examples=60, deadline=None)
@@ -141,7 +146,7 @@ def test_taking_in_changes_equals_building_from_scratch(
         memory_id = f"m{key}"
         if op == "write":
             entities = [{"key": w, "name": w, "kind": "name"} for w in text.split()[:2]]
-            new = row(memory_id, text, f"s{session}", position=n + 1, vector=_vector(key + n),
+            new = row(memory_id, text, f"s{session}", position=key + 1, vector=_vector(key + n),
                       attributes={"entities": entities})  # fmt: skip
             state[memory_id] = pending_rows[memory_id] = new
         elif memory_id in state:
@@ -159,6 +164,7 @@ def test_taking_in_changes_equals_building_from_scratch(
     assert sorted(got[1]) == sorted(want[1])
     assert got[2] == want[2]
     assert [(m, w) for m, _, w in got[3]] == [(m, w) for m, _, w in want[3]]
+    assert got[4] == want[4]  # adjacent turns
 
 
 # -- a write costs the next search only what it wrote --------------------------------------------

@@ -129,6 +129,19 @@ def test_search_explain_and_limit(memory):
     assert memory.search(QUERY, user_id="ana").explain is None
 
 
+@pytest.mark.parametrize("recipe", ["default", "bm25", "entity-graph", "rrf"])
+def test_explain_times_every_stage_the_recipe_runs(memory, recipe):
+    add_ana(memory)
+    results = memory.search(QUERY, user_id="ana", recipe=recipe, explain=True)
+    timings = results.explain["timings_ms"]
+    on = set(RECIPES[recipe].mechanisms()) - {"bm25", "dense", "diversify"}
+    expected = {"embed", "open", "analyze", "fusion", "rank", "fetch", "total"} | on
+    assert expected | set(RECIPES[recipe].channels) <= set(timings)
+    assert all(isinstance(v, float) and v >= 0 for v in timings.values())
+    # the stages are disjoint parts of the call: together no longer than the whole
+    assert sum(v for k, v in timings.items() if k != "total") <= timings["total"] + 0.01
+
+
 def test_search_filters(memory):
     add_ana(memory)
     assert memory.search(QUERY, user_id="nobody").hits == ()

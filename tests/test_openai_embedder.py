@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -33,9 +34,11 @@ def _vector(text: str) -> list[float]:
 class _Handler(BaseHTTPRequestHandler):
     calls: ClassVar[list[dict[str, object]]] = []
     fail_next: ClassVar[list[int]] = []
+    delay: ClassVar[float] = 0.0
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        time.sleep(type(self).delay)
         type(self).calls.append({"path": self.path, "auth": self.headers.get("Authorization")})
         if type(self).fail_next:
             self._send(type(self).fail_next.pop(0), {"error": "scripted failure"})
@@ -57,7 +60,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture()
 def server() -> Iterator[str]:
-    _Handler.calls, _Handler.fail_next = [], []
+    _Handler.calls, _Handler.fail_next, _Handler.delay = [], [], 0.0
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -100,3 +103,24 @@ def test_wrong_dimensions_are_reported(server: str) -> None:
     embedder = _embedder(server, dimensions=DIM + 1)
     with pytest.raises(EmbedderError, match="expected"):
         embedder.embed(["hello"])  # type: ignore[attr-defined]
+
+
+def test_a_search_reads_the_store_while_a_remote_embedder_works(
+    server: str, tmp_path: Path
+) -> None:
+    embedder = _embedder(server)
+    with Memory(tmp_path / "m.db", embedder=embedder) as memory:  # type: ignore[arg-type]
+        memory.add([{"content": "I adopted a puppy named Rex"}, {"content": "Paris is lovely"}],
+                   user_id="u")  # fmt: skip
+        _Handler.delay = 0.3
+        hits = memory.search("puppy named Rex", user_id="u", explain=True)
+        assert "puppy" in hits[0].text
+        timings = hits.explain["timings_ms"]  # type: ignore[index]
+        # the snapshot, the query analysis and the keyword channel ran while the
+        # embedding was on its way: the search waited less than the embedding took
+        assert {"open", "analyze", "bm25"} <= timings.keys()
+        assert timings["embed_wait"] < timings["embed"]
+        _Handler.fail_next = [401]
+        with pytest.raises(EmbedderError, match="HTTP 401"):
+            memory.search("puppy", user_id="u")
+        assert memory.stats().memories == 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from remem import InvalidInputError, Recipe
@@ -10,8 +12,10 @@ from remem.retrieval.recipes import MECHANISMS, RECIPES, ablations, get_recipe
 
 def test_default_switches_on_the_mechanisms_it_names() -> None:
     default = RECIPES["default"]
-    assert default.mechanisms() == ["bm25", "dense", "time", "temporal", "multihop", "graph",
+    assert default.mechanisms() == ["bm25", "dense", "time", "temporal", "multihop",
                                     "neighbours", "session", "sessions", "diversify"]  # fmt: skip
+    assert RECIPES["entity-graph"].mechanisms() == [*default.mechanisms()[:5], "graph",
+                                                    *default.mechanisms()[5:]]  # fmt: skip
     assert RECIPES["bm25"].mechanisms() == ["bm25"]
 
 
@@ -26,7 +30,7 @@ def test_every_mechanism_can_be_switched_off(mechanism: str) -> None:
 
 
 def test_ablation_names_resolve_and_typos_explain_themselves() -> None:
-    assert get_recipe("default-no-graph").graph == 0
+    assert replace(get_recipe("entity-graph-no-graph"), name="default") == get_recipe("default")
     assert get_recipe("default-no-bm25").channels == {"dense": 0.4}
     assert ablations("default")[:3] == ["default", "default-no-bm25", "default-no-dense"]
     for bad in ("nope", "default-no-nope", "nope-no-graph", "bm25-no-bm25"):

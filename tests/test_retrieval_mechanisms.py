@@ -130,6 +130,9 @@ def test_an_entity_two_hops_away_is_reached_through_the_graph(chat: Memory) -> N
     assert turns(chat, query, with_graph, 16).index("3:3") < turns(chat, query, hybrid, 16).index(
         "3:3"
     )
+    # the named recipe: default plus the walk, which lifts the two-hop answer
+    walked, plain = turns(chat, query, "entity-graph", 16), turns(chat, query, "default", 16)
+    assert walked.index("3:3") < plain.index("3:3")
 
 
 def test_a_second_round_follows_the_entities_of_the_first(chat: Memory) -> None:

@@ -13,33 +13,66 @@ from remem.annotations import TimeLink
 from remem.retrieval import fusion, steps
 from remem.times import TimeSpan, find_times, month_day_match
 
-SESSION = {"a1": "A", "a2": "A", "a3": "A", "b1": "B", "c1": "C"}
-NEIGHBOURS = {"a1": ["a2"], "a2": ["a1", "a3"], "a3": ["a2"], "b1": [], "c1": []}
+
+def floats(*values: float) -> np.ndarray:  # type: ignore[type-arg]
+    return np.array(values, dtype=np.float64)
+
+
+def ints(*values: int) -> np.ndarray:  # type: ignore[type-arg]
+    return np.array(values, dtype=np.int64)
 
 
 def test_neighbour_support_passes_a_share_to_adjacent_turns_including_new_ones() -> None:
-    deltas = steps.neighbour_support({"a2": 1.0, "b1": 0.5}, NEIGHBOURS.__getitem__, 0.3)
-    assert deltas == pytest.approx({"a1": 0.3, "a3": 0.3})
-    assert steps.neighbour_support({"a2": 1.0}, NEIGHBOURS.__getitem__, 0.0) == {}
+    # pool: row 2 (score 1.0) and row 7 (0.5); row 2's neighbours are rows 1 and 3, row
+    # 7 has none; row 3 is also next to row 4 of the pool (score 0.2)
+    scores = floats(1.0, 0.5, 0.2)
+    pairs = (ints(0, 0, 2), ints(1, 3, 3))
+    rows, deltas = steps.neighbour_support(scores, pairs, 0.3)
+    assert rows.tolist() == [1, 3]
+    assert deltas.tolist() == pytest.approx([0.3, 0.3 + 0.3 * 0.2])
+    rows, deltas = steps.neighbour_support(scores, pairs, 0.0)
+    assert rows.size == deltas.size == 0
 
 
 def test_session_support_adds_the_relative_strength_of_each_conversation() -> None:
-    scores = {"a1": 1.0, "a2": 0.5, "b1": 0.9, "c1": 0.2}
-    deltas = steps.session_support(scores, SESSION.get, weight=0.5, top=2)
-    # strengths: A 1.5, B 0.9, C 0.2 (best 1.5); times the peak score 1.0
-    assert deltas == pytest.approx({"a1": 0.5, "a2": 0.5, "b1": 0.3, "c1": 0.5 * 0.2 / 1.5})
+    scores = floats(1.0, 0.5, 0.9, 0.2, 0.1)
+    sessions = ints(0, 0, 1, 2, 0)  # sessions A A B C A
+    deltas = steps.session_support(scores, sessions, weight=0.5, top=2)
+    # strengths (best two each): A 1.5, B 0.9, C 0.2 (best 1.5); times the peak score 1.0
+    assert deltas.tolist() == pytest.approx([0.5, 0.5, 0.3, 0.5 * 0.2 / 1.5, 0.5])
+    assert steps.session_support(scores, sessions, 0.0).tolist() == [0.0] * 5
 
 
 def test_spread_to_sessions_lifts_turns_by_their_session_score() -> None:
-    deltas = steps.spread_to_sessions({"a1": 2.0, "b1": 1.0}, {"A": 0.5, "B": 1.0},
-                                      SESSION.get, 0.5)  # fmt: skip
-    assert deltas == pytest.approx({"a1": 0.5, "b1": 1.0})
+    # turns of sessions A (0.5) and B (1.0); a third turn's session did not match
+    deltas = steps.spread_to_sessions(floats(2.0, 1.0, 0.5), floats(0.5, 1.0, 0.0), 1.0, 0.5)
+    assert deltas.tolist() == pytest.approx([0.5, 1.0, 0.0])
+    assert steps.spread_to_sessions(floats(2.0), floats(0.5), 0.0, 0.5).tolist() == [0.0]
 
 
 def test_diversify_lowers_later_hits_of_a_session_already_ranked() -> None:
-    deltas = steps.diversify({"a1": 1.0, "a2": 0.9, "a3": 0.8, "b1": 0.5}, SESSION.get, 0.5)
-    assert deltas == pytest.approx({"a2": -0.45, "a3": -0.6})
-    assert steps.diversify({"a1": 1.0, "a2": 0.9}, SESSION.get, 0.0) == {}
+    scores, sessions = floats(1.0, 0.9, 0.8, 0.5), ints(0, 0, 0, 1)
+    deltas = steps.diversify(scores, sessions, 0.5)
+    assert deltas.tolist() == pytest.approx([0.0, -0.45, -0.6, 0.0])
+    assert steps.diversify(scores[:2], sessions[:2], 0.0).tolist() == [0.0, 0.0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 10), st.integers(0, 4)), max_size=30),
+       st.integers(1, 4))  # fmt: skip
+def test_session_steps_equal_their_definition_per_memory(pool, top) -> None:  # type: ignore[no-untyped-def]
+    pool.sort(key=lambda p: -p[0])
+    scores, sessions = floats(*(s for s, _ in pool)), ints(*(k for _, k in pool))
+    by: dict[int, list[float]] = {}
+    for score, key in pool:
+        by.setdefault(key, []).append(score)
+    strength = {k: sum(sorted(v, reverse=True)[:top]) for k, v in by.items()}
+    best = max(strength.values(), default=0.0)
+    want = [0.5 * max(scores) * strength[k] / best if best > 0 else 0.0 for _, k in pool]
+    assert steps.session_support(scores, sessions, 0.5, top).tolist() == pytest.approx(want)
+    earlier = [sum(1 for _, k in pool[:i] if k == key) for i, (_, key) in enumerate(pool)]
+    want = [s * (0.8**n - 1) for (s, _), n in zip(pool, earlier, strict=True)]
+    assert steps.diversify(scores, sessions, 0.2).tolist() == pytest.approx(want)
 
 
 def test_mix_seeds_splits_the_restart_mass() -> None:
@@ -76,20 +109,34 @@ def test_time_match_prefers_what_a_memory_mentions_over_when_it_was_said() -> No
 
 
 def test_minmax_floor_keeps_the_weakest_match_above_zero() -> None:
-    ranked = [("a", 4.0), ("b", 1.0)]
-    assert fusion.minmax(ranked) == {"a": 1.0, "b": 0.0}
-    assert fusion.minmax(ranked, floor=0.0) == {"a": 1.0, "b": 0.25}
-    fused = fusion.weighted({"bm25": ranked}, {"bm25": 0.5}, bounds={"bm25": (0.0, 0.0)})
-    assert fused == pytest.approx({"a": 0.5, "b": 0.125})
-    noise = [("a", 2e-6), ("b", 1e-6)]  # below min_span: not stretched to [0, 1]
-    assert fusion.minmax(noise, floor=0.0, min_span=1e-3) == pytest.approx({"a": 2e-3, "b": 1e-3})
+    scores = floats(4.0, 1.0)
+    assert fusion.minmax(scores).tolist() == [1.0, 0.0]
+    assert fusion.minmax(scores, floor=0.0).tolist() == [1.0, 0.25]
+    rows, fused = fusion.weighted({"bm25": (ints(7, 3), scores)}, {"bm25": 0.5},
+                                  bounds={"bm25": (0.0, 0.0)})  # fmt: skip
+    assert dict(zip(rows.tolist(), fused.tolist(), strict=True)) == pytest.approx(
+        {7: 0.5, 3: 0.125}
+    )
+    noise = floats(2e-6, 1e-6)  # below min_span: not stretched to [0, 1]
+    assert fusion.minmax(noise, floor=0.0, min_span=1e-3).tolist() == pytest.approx([2e-3, 1e-3])
+
+
+def test_weighted_fusion_and_rrf_sum_each_row_once() -> None:
+    channels = {"bm25": (ints(1, 2), floats(2.0, 1.0)), "dense": (ints(2, 5), floats(0.9, 0.5))}
+    rows, fused = fusion.weighted(channels, {"bm25": 0.6, "dense": 0.4})
+    assert dict(zip(rows.tolist(), fused.tolist(), strict=True)) == pytest.approx(
+        {1: 0.6, 2: 0.4, 5: 0.0}
+    )
+    rows, fused = fusion.rrf(channels, {"bm25": 1.0, "dense": 1.0}, k=60)
+    assert dict(zip(rows.tolist(), fused.tolist(), strict=True)) == pytest.approx(
+        {1: 1 / 61, 2: 1 / 62 + 1 / 61, 5: 1 / 62}
+    )
 
 
 def test_dbsf_scales_by_mean_and_three_deviations() -> None:
-    ranked = [("a", 3.0), ("b", 1.0)]  # mean 2, sd 1: [-1, 5] -> [0, 1]
-    assert fusion.dbsf(ranked) == pytest.approx({"a": 4 / 6, "b": 2 / 6})
-    assert fusion.dbsf([("a", 1.0), ("b", 1.0)]) == {"a": 1.0, "b": 1.0}
-    assert fusion.dbsf([]) == {}
+    assert fusion.dbsf(floats(3.0, 1.0)).tolist() == pytest.approx([4 / 6, 2 / 6])  # [-1, 5]
+    assert fusion.dbsf(floats(1.0, 1.0)).tolist() == [1.0, 1.0]
+    assert fusion.dbsf(floats()).size == 0
 
 
 @settings(max_examples=300, deadline=None)
@@ -110,3 +157,29 @@ def test_said_within_equals_month_day_match_per_day(spans, days) -> None:  # typ
                     dtype="datetime64[D]")  # fmt: skip
     want = [d is not None and any(month_day_match(w, d) for w in windows) for d in days]
     assert steps.said_within(windows, said).tolist() == want
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    window=st.tuples(st.dates(date(2019, 1, 1), date(2025, 12, 31)), st.integers(0, 800),
+                     st.booleans()),
+    periods=st.lists(st.tuples(st.dates(date(2015, 1, 1), date(2026, 12, 31)),
+                               st.integers(0, 900)), min_size=1, max_size=20),
+)  # fmt: skip
+def test_period_shares_equal_period_match_per_period(window, periods) -> None:  # type: ignore[no-untyped-def]
+    start, length, recurring = window
+    span = TimeSpan("w", 0, start, start + timedelta(days=length), "range", "date", False,
+                    recurring)  # fmt: skip
+    firsts = [s for s, _ in periods]
+    lasts = [s + timedelta(days=n) for s, n in periods]
+    shares = steps.period_shares(span, np.array(firsts, dtype="datetime64[D]"),
+                                 np.array(lasts, dtype="datetime64[D]"))  # fmt: skip
+    want = [steps.period_match(span, a, b) for a, b in zip(firsts, lasts, strict=True)]
+    assert shares.tolist() == pytest.approx(want)
+
+
+def test_time_fit_prefers_what_was_mentioned_then_when_it_was_said() -> None:
+    mentioned = floats(0.0, 0.0, 0.0, 0.4, 0.9)
+    said = np.array([False, True, True, True, False])
+    dated = np.array([False, False, True, True, True])
+    assert steps.time_fit(mentioned, said, dated).tolist() == [0.0, 0.6, 0.2, 0.6, 0.9]

@@ -16,12 +16,15 @@ class Embedder(ABC):
 
     Implementations set ``model_id`` (stored with the vectors, so a database is never
     searched with another model's vectors), ``dimensions`` and ``max_batch``, and implement
-    ``embed_batch`` for at most ``max_batch`` texts.
+    ``embed_batch`` for at most ``max_batch`` texts. ``remote`` says the work happens
+    elsewhere (a server): a search then reads the store while it waits for the query's
+    embedding; a local model already uses every core, and overlapping slowed it down.
     """
 
     model_id: str
     dimensions: int
     max_batch: int = 32
+    remote: bool = False
 
     @abstractmethod
     def embed_batch(self, texts: Sequence[str]) -> Vectors:

@@ -21,6 +21,8 @@ class OpenAICompatEmbedder(Embedder):
     ``retries`` times on connection errors and 5xx answers.
     """
 
+    remote = True
+
     def __init__(
         self,
         model: str,

@@ -12,7 +12,6 @@ classic ``k1 = 1.2, b = 0.75``.
 from __future__ import annotations
 
 import math
-from collections import Counter
 
 import numpy as np
 import numpy.typing as npt
@@ -36,18 +35,4 @@ def term_scores(
     saturated, length-normalised term frequency."""
     norm = k1 * (1.0 - b + b * length / mean_length) if mean_length > 0 else np.full_like(tf, k1)
     out: Floats = weight * tf * (k1 + 1.0) / (tf + norm)
-    return out
-
-
-def bm25_documents(
-    rows: list[tuple[str, int, str, int]], docs: int, mean_length: float,
-    k1: float = K1, b: float = B,
-) -> dict[str, float]:  # fmt: skip
-    """BM25 of documents from (document, length, term, tf) rows of the query's terms,
-    where ``docs`` and ``mean_length`` describe the whole collection."""
-    df = Counter(term for _, _, term, _ in rows)
-    out: dict[str, float] = {}
-    for doc, length, term, tf in rows:
-        norm = k1 * (1 - b + b * length / mean_length) if mean_length > 0 else k1
-        out[doc] = out.get(doc, 0.0) + idf(docs, df[term]) * tf * (k1 + 1) / (tf + norm)
     return out

@@ -27,6 +27,8 @@ from remem.stores.base import Changes, EntityRow, IndexRow, MemoryFilter, sessio
 
 T = TypeVar("T")
 Mask = npt.NDArray[np.bool_]
+Rows = npt.NDArray[np.int64]
+Floats = npt.NDArray[np.float64]
 _FAR = np.datetime64("9999-12-31T23:59:59", "us")
 _NEVER = np.datetime64("0001-01-01T00:00:00", "us")
 
@@ -83,8 +85,12 @@ class LiveScope:
         self._arrays: dict[str, tuple[int, npt.NDArray[np.int64], npt.NDArray[np.float64]]] = {}
         self._df: Counter[str] = Counter()
         self._docs, self._total_length = 0, 0.0
-        self._session_tf: dict[str, Counter[str]] = {}
-        self._session_length: Counter[str] = Counter()
+        self.session_keys: list[str] = []  # code -> session key
+        self._session_codes: dict[str, int] = {}
+        self._session_code = _Column(np.int64)  # per row
+        self._session_postings: dict[str, dict[int, int]] = {}  # stem -> {session code: tf}
+        self._session_length = _Column(np.float64)  # per session code: its turns' stems
+        self._session_words_total, self._session_count = 0.0, 0  # over sessions with words
         self.entities: list[EntityRow] = []
         self._entity_of: dict[tuple[str, str, str], int] = {}
         self.entity_rows: dict[str, list[int]] = {}
@@ -95,7 +101,12 @@ class LiveScope:
         self._edge_alive = _Column(np.bool_)
         self._edges_of: dict[int, list[int]] = {}
         self.times_by_row: dict[int, list[TimeLink]] = {}
-        self.slots: dict[tuple[str, int], int] = {}
+        self._dated = _Column(np.bool_)  # mentions a period (not only a vague time)
+        self._periods = (_Column(np.int64), _Column("datetime64[D]"), _Column("datetime64[D]"))
+        self._period_alive = _Column(np.bool_)
+        self._periods_of: dict[int, list[int]] = {}
+        self.slots: dict[tuple[str, int], int] = {}  # (session, position) -> turn row
+        self._adjacent = _Column(np.int64, 2)  # per row: the turn rows before and after
         self.memo: dict[str, Any] = {}
 
     # -- taking in changes ---------------------------------------------------------------
@@ -117,6 +128,7 @@ class LiveScope:
         self.ids.append(row.id)
         self.kinds.append(row.kind)
         self.sessions.append(key)
+        self._session_code.append(self._code(key))
         self.positions.append(row.position)
         self.occurred.append(row.occurred_at)
         self.expires.append(row.expires_at)
@@ -132,14 +144,13 @@ class LiveScope:
         self._expiry.append(_when(row.expires_at) if row.expires_at is not None else _FAR)
         self._add_vector(row.vector)
         self._index_terms(r, row.index_text)
+        self._adjacent.append((-1, -1))
         if row.kind == "turn":
             self._session_words(key, row.text, 1)
             if row.position > 0:
-                self.slots[(key, row.position)] = r
+                self._take_slot(r, key, row.position)
         self._link_entities(r, row)
-        periods = time_links(row.attributes)
-        if periods:
-            self.times_by_row[r] = periods
+        self._link_periods(r, time_links(row.attributes))
 
     def _kill(self, memory_id: str) -> None:
         r = self.row_of.pop(memory_id, None)
@@ -156,10 +167,16 @@ class LiveScope:
             self._session_words(self.sessions[r], text, -1)
             if self.slots.get((self.sessions[r], self.positions[r])) == r:
                 del self.slots[(self.sessions[r], self.positions[r])]
+            adjacent = self._adjacent.data
+            for side, other in enumerate(adjacent[r].tolist()):
+                if other >= 0 and adjacent[other, 1 - side] == r:
+                    adjacent[other, 1 - side] = -1
         for edge in self._edges_of.pop(r, ()):
             self._edge_alive.data[edge] = False
         self.mentions_by_row.pop(r, None)
         self.times_by_row.pop(r, None)
+        for link in self._periods_of.pop(r, ()):
+            self._period_alive.data[link] = False
 
     def _add_vector(self, vector: npt.NDArray[np.float32] | None) -> None:
         if vector is not None and self._vectors is None:
@@ -186,14 +203,52 @@ class LiveScope:
         self._docs += 1
         self._total_length += length
 
+    def _code(self, key: str) -> int:
+        code = self._session_codes.get(key)
+        if code is None:
+            code = self._session_codes[key] = len(self.session_keys)
+            self.session_keys.append(key)
+            self._session_length.append(0.0)
+        return code
+
     def _session_words(self, key: str, text: str, sign: int) -> None:
+        """Add (``sign`` 1) or take away (-1) a turn's stems from its session's document."""
+        code = self._session_codes[key]
         counts = Counter(stem(w) for w in words(text))
-        tf = self._session_tf.setdefault(key, Counter())
         for term, count in counts.items():
-            tf[term] += sign * count
-            if tf[term] <= 0:
-                del tf[term]
-        self._session_length[key] += sign * sum(counts.values())
+            postings = self._session_postings.setdefault(term, {})
+            tf = postings[code] = postings.get(code, 0) + sign * count
+            if tf <= 0:
+                del postings[code]
+        lengths = self._session_length.data
+        before = float(lengths[code])
+        after = lengths[code] = before + sign * sum(counts.values())
+        self._session_words_total += after - before
+        self._session_count += int(after > 0) - int(before > 0)
+
+    def _take_slot(self, r: int, key: str, position: int) -> None:
+        """Place a turn at its position in its conversation, linked to the turns beside it."""
+        self.slots[(key, position)] = r
+        adjacent = self._adjacent.data
+        for side, step in ((0, -1), (1, 1)):
+            other = self.slots.get((key, position + step))
+            if other is not None:
+                adjacent[r, side] = other
+                adjacent[other, 1 - side] = r
+
+    def _link_periods(self, r: int, periods: list[TimeLink]) -> None:
+        """Time links by row (``period_of``), and the periods as columns (``periods``)."""
+        if periods:
+            self.times_by_row[r] = periods
+        dated = [p for p in periods if p.kind != "vague"]
+        self._dated.append(bool(dated))
+        rows, starts, ends = self._periods
+        for link in dated:
+            self._periods_of.setdefault(r, []).append(rows.size)
+            rows.append(r)
+            starts.append(np.datetime64(link.start, "D"))
+            ends.append(np.datetime64(link.end, "D"))
+            self._period_alive.append(True)
 
     def _link_entities(self, r: int, row: IndexRow) -> None:
         links = []
@@ -275,21 +330,35 @@ class LiveScope:
         self, terms: Iterable[str], mask: Mask, limit: int
     ) -> list[tuple[str, float]]:
         """BM25 over the rows' index text with this scope's statistics; any term may match."""
-        wanted = list(dict.fromkeys(t for term in terms for t in keyword_terms(term)))
-        if not wanted or self._docs <= 0:
-            return []
-        mean = self._total_length / self._docs
-        scores = np.zeros(len(self.ids))
-        for term in wanted:
-            found = self._posting_arrays(term)
-            if found is None:
-                continue
-            rows, tf = found
+        return self.named(*top(*self.keyword_scores(terms, mask), limit))
+
+    def keyword_scores(self, terms: Iterable[str], mask: Mask) -> tuple[Rows, Floats]:
+        """Every row the mask admits that matches a term, and its BM25 score (unordered).
+        Costs the matches, not the scope: no array the size of the scope is touched."""
+        wanted = dict.fromkeys(t for term in terms for t in keyword_terms(term))
+        found = [hit for term in wanted if (hit := self._term_hits(term)) is not None]
+        found_rows, found_scores = [r for r, _ in found], [s for _, s in found]
+        if not found_rows:
+            return _NO_ROWS, _NO_SCORES
+        rows, scores = sum_by_row(found_rows, found_scores)
+        keep = mask[rows] & (scores > 0)
+        return rows[keep], scores[keep]
+
+    def _term_hits(self, term: str) -> tuple[Rows, Floats] | None:
+        """One term's rows and BM25 scores (kept until the index next changes)."""
+        key = f"bm25:{term}"
+        hit: tuple[Rows, Floats] | None = self.memo.get(key)
+        if hit is None:
+            postings = self._posting_arrays(term)
+            if postings is None or self._docs <= 0:
+                return None
+            rows, tf = postings
+            mean = self._total_length / self._docs
             weight = bm25.idf(self._docs, self._df[term])
-            scores[rows] += bm25.term_scores(tf, self._length.view()[rows], mean, weight,
-                                             bm25.TURN_K1, bm25.TURN_B)  # fmt: skip
-        scores[~mask] = 0.0
-        return _top(self.ids, scores, limit, 0.0)
+            scores = bm25.term_scores(tf, self._length.view()[rows], mean, weight,
+                                      bm25.TURN_K1, bm25.TURN_B)  # fmt: skip
+            hit = self.memo[key] = (rows, scores)
+        return hit
 
     def _posting_arrays(self, term: str) -> tuple[npt.NDArray[np.int64], Any] | None:
         postings = self._postings.get(term)
@@ -306,24 +375,77 @@ class LiveScope:
         self, vector: npt.NDArray[np.float32], mask: Mask, limit: int
     ) -> list[tuple[str, float]]:
         """Exact cosine similarity over the rows' vectors."""
+        return self.named(*self.vector_top(vector, mask, limit))
+
+    def vector_top(
+        self, vector: npt.NDArray[np.float32], mask: Mask, limit: int
+    ) -> tuple[Rows, Floats]:
+        """The ``limit`` rows the mask admits most similar to ``vector``, best first."""
         if self._vectors is None or vector.shape[0] != self.dimensions:
-            return []
-        scores = (self._vectors.view() @ _unit(vector)).astype(np.float64)
-        scores[~(mask & self._has_vector.view())] = -np.inf
-        return _top(self.ids, scores, limit, -np.inf)
+            return _NO_ROWS, _NO_SCORES
+        # einsum, not BLAS: OpenBLAS's threads and onnxruntime's (which spin for a while
+        # after embedding the query) fight over the two cores; one thread scans 10k
+        # vectors right after an embedding in 0.7 ms where BLAS took 3 ms (README)
+        unit = _unit(vector)
+        scores = np.einsum("ij,j->i", self._vectors.view(), unit).astype(np.float64)
+        rows = np.flatnonzero(mask & self._has_vector.view())
+        return top(rows, scores[rows], limit)
+
+    def named(self, rows: Rows, scores: Floats) -> list[tuple[str, float]]:
+        """Rows and scores as (memory id, score) pairs."""
+        return [(self.ids[r], float(s)) for r, s in zip(rows.tolist(), scores.tolist(),
+                                                         strict=True)]  # fmt: skip
 
     def session_search(self, terms: Sequence[str], limit: int) -> list[tuple[str, float]]:
         """BM25 over whole conversations (each session's turns as one bag of stems), with
-        the statistics of this scope's sessions."""
+        the statistics of this scope's sessions; only sessions having a term are read."""
+        codes, scores = self.session_scores(terms)
+        codes, scores = top(codes, scores, limit)
+        named = sorted(zip((self.session_keys[c] for c in codes.tolist()), scores.tolist(),
+                           strict=True), key=lambda kv: (-kv[1], kv[0]))  # fmt: skip
+        return named
+
+    def session_scores(self, terms: Sequence[str]) -> tuple[Rows, Floats]:
+        """Sessions matching any term (as codes) and their BM25 scores, unordered."""
         wanted = sorted({stem(w) for term in terms for w in words(term)})
-        lengths = {k: n for k, n in self._session_length.items() if n > 0}
-        if not wanted or not lengths:
-            return []
-        mean = sum(lengths.values()) / len(lengths)
-        rows = [(key, lengths[key], term, tf[term]) for key, tf in self._session_tf.items()
-                if key in lengths for term in wanted if tf.get(term, 0) > 0]  # fmt: skip
-        scored = bm25.bm25_documents(rows, len(lengths), mean)
-        return sorted(scored.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+        if not wanted or self._session_count <= 0:
+            return _NO_ROWS, _NO_SCORES
+        mean = self._session_words_total / self._session_count
+        lengths = self._session_length.view()
+        found_codes, found_scores = [], []
+        for term in wanted:
+            postings = self._session_postings.get(term)
+            if not postings:
+                continue
+            codes = np.fromiter(postings.keys(), dtype=np.int64, count=len(postings))
+            tf = np.fromiter(postings.values(), dtype=np.float64, count=len(postings))
+            weight = bm25.idf(self._session_count, len(postings))
+            found_codes.append(codes)
+            found_scores.append(bm25.term_scores(tf, lengths[codes], mean, weight))
+        if not found_codes:
+            return _NO_ROWS, _NO_SCORES
+        return sum_by_row(found_codes, found_scores)
+
+    def session_codes(self) -> Rows:
+        """Each row's session as a small integer (``session_keys`` names them)."""
+        return self._session_code.view()
+
+    def neighbour_rows(self, rows: Rows) -> tuple[Rows, Rows]:
+        """Pairs (i, row): ``row`` is a turn adjacent to the turn ``rows[i]``."""
+        adjacent = self._adjacent.view()[rows].ravel()
+        source = np.repeat(np.arange(rows.size, dtype=np.int64), 2)
+        keep = adjacent >= 0
+        return source[keep], adjacent[keep]
+
+    def dated(self) -> Mask:
+        """Which rows mention a period (a time that is not vague)."""
+        return self._dated.view()
+
+    def periods(self) -> tuple[Rows, npt.NDArray[Any], npt.NDArray[Any]]:
+        """Live periods the rows mention: (row, first day, last day) columns."""
+        keep = self._period_alive.view()
+        rows, starts, ends = (c.view()[keep] for c in self._periods)
+        return rows, starts, ends
 
     def said_days(self) -> npt.NDArray[Any]:
         """The day each row was said (``datetime64[D]``; NaT when unknown)."""
@@ -348,13 +470,24 @@ def _unit(vector: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     return out
 
 
-def _top(ids: Sequence[str], scores: npt.NDArray[np.float64], limit: int,
-         floor: float) -> list[tuple[str, float]]:  # fmt: skip
-    """The ``limit`` best (id, score) pairs with a score above ``floor``."""
-    live = int((scores > floor).sum())
-    k = min(limit, live)
-    if k <= 0:
-        return []
-    top = np.argpartition(-scores, k - 1)[:k]
-    top = top[np.argsort(-scores[top], kind="stable")]
-    return [(ids[i], float(scores[i])) for i in top]
+_NO_ROWS: Rows = np.zeros(0, dtype=np.int64)
+_NO_SCORES: Floats = np.zeros(0, dtype=np.float64)
+
+
+def sum_by_row(rows: list[Rows], scores: list[Floats]) -> tuple[Rows, Floats]:
+    """Per-term (rows, scores) summed per row."""
+    if len(rows) == 1:
+        return rows[0], scores[0]
+    every = np.concatenate(rows)
+    unique, where = np.unique(every, return_inverse=True)
+    summed = np.bincount(where, weights=np.concatenate(scores), minlength=unique.size)
+    return unique, summed.astype(np.float64)
+
+
+def top(rows: Rows, scores: Floats, limit: int) -> tuple[Rows, Floats]:
+    """The ``limit`` best rows, best first (ties: the earlier row first)."""
+    if rows.size > limit:
+        keep = np.argpartition(-scores, limit - 1)[:limit] if limit > 0 else _NO_ROWS
+        rows, scores = rows[keep], scores[keep]
+    order = np.lexsort((rows, -scores))
+    return rows[order], scores[order]

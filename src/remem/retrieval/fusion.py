@@ -1,29 +1,34 @@
-"""Rank fusion: reciprocal-rank fusion and normalised score fusion, over plain data.
+"""Rank fusion: reciprocal-rank fusion and normalised score fusion, over arrays.
 
-Each channel gives ``[(id, score), ...]`` best first; every function returns
-``{id: fused score}`` (higher is better).
+Each channel gives ``(rows, scores)`` best first; normalisers map a channel's scores to
+new scores, and the fusions return ``(rows, fused scores)`` with each row once (higher is
+better).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
-Ranked = Sequence[tuple[str, float]]
+import numpy as np
+import numpy.typing as npt
+
+from remem.index.live import sum_by_row
+
+Rows = npt.NDArray[np.int64]
+Floats = npt.NDArray[np.float64]
+Channel = tuple[Rows, Floats]
 
 
-def rrf(
-    channels: Mapping[str, Ranked], weights: Mapping[str, float], k: int = 60
-) -> dict[str, float]:
+def rrf(channels: Mapping[str, Channel], weights: Mapping[str, float], k: int = 60) -> Channel:
     """Reciprocal-rank fusion (Cormack et al. 2009): sum of w / (k + rank), rank from 1."""
-    fused: dict[str, float] = {}
-    for name, ranked in channels.items():
-        weight = weights.get(name, 1.0)
-        for rank, (item, _) in enumerate(ranked, start=1):
-            fused[item] = fused.get(item, 0.0) + weight / (k + rank)
-    return fused
+    parts = [
+        (rows, weights.get(name, 1.0) / (k + np.arange(1, rows.size + 1, dtype=np.float64)))
+        for name, (rows, _) in channels.items()
+    ]
+    return _combine(parts)
 
 
-def minmax(ranked: Ranked, floor: float | None = None, min_span: float = 0.0) -> dict[str, float]:
+def minmax(scores: Floats, floor: float | None = None, min_span: float = 0.0) -> Floats:
     """Scores rescaled to [0, 1] over the candidates (all equal -> all 1).
 
     ``floor`` is a score every non-candidate is known to be below (0 for a keyword channel
@@ -31,60 +36,64 @@ def minmax(ranked: Ranked, floor: float | None = None, min_span: float = 0.0) ->
     being stretched to 0. ``min_span``: score differences smaller than this are noise and
     are not stretched to the full range.
     """
-    if not ranked:
-        return {}
-    values = [s for _, s in ranked]
-    low, high = min(values), max(values)
+    if scores.size == 0:
+        return scores
+    low, high = float(scores.min()), float(scores.max())
     if floor is not None:
         low = min(low, floor)
     span = max(high - low, min_span)
-    return {item: (s - low) / span if span > 0 else 1.0 for item, s in ranked}
+    if span <= 0:
+        return np.ones(scores.size)
+    out: Floats = (scores - low) / span
+    return out
 
 
-def max_normalized(ranked: Ranked) -> dict[str, float]:
+def max_normalized(scores: Floats) -> Floats:
     """Scores divided by the best score (keeps the zero point, unlike min-max)."""
-    if not ranked:
-        return {}
-    best = max(s for _, s in ranked)
-    return {item: (s / best if best > 0 else 0.0) for item, s in ranked}
+    best = float(scores.max()) if scores.size else 0.0
+    out: Floats = scores / best if best > 0 else np.zeros(scores.size)
+    return out
 
 
-def dbsf(ranked: Ranked) -> dict[str, float]:
+def dbsf(scores: Floats) -> Floats:
     """Distribution-based scaling: ``(s - (mean - 3 sd)) / (6 sd)``, clipped to [0, 1].
 
     Unlike min-max, one outlier does not squash everyone else, and a channel whose
     scores barely differ does not get stretched to the full range.
     """
-    if not ranked:
-        return {}
-    values = [s for _, s in ranked]
-    mean = sum(values) / len(values)
-    sd = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
+    if scores.size == 0:
+        return scores
+    mean, sd = float(scores.mean()), float(scores.std())
     if sd == 0:
-        return {item: 1.0 for item, _ in ranked}
-    low = mean - 3 * sd
-    return {item: min(1.0, max(0.0, (s - low) / (6 * sd))) for item, s in ranked}
+        return np.ones(scores.size)
+    out: Floats = np.clip((scores - (mean - 3 * sd)) / (6 * sd), 0.0, 1.0)
+    return out
 
 
 NORMALIZERS = {"minmax": minmax, "max": max_normalized, "dbsf": dbsf}
 
 
 def weighted(
-    channels: Mapping[str, Ranked],
+    channels: Mapping[str, Channel],
     weights: Mapping[str, float],
     normalizer: str = "minmax",
     bounds: Mapping[str, tuple[float | None, float]] | None = None,
-) -> dict[str, float]:
+) -> Channel:
     """Convex combination of per-channel normalised scores; a missing score counts as 0.
 
     ``bounds`` gives min-max a (floor, min_span) per channel (see ``minmax``).
     """
     norm = NORMALIZERS[normalizer]
-    fused: dict[str, float] = {}
-    for name, ranked in channels.items():
-        weight = weights.get(name, 1.0)
+    parts = []
+    for name, (rows, scores) in channels.items():
         floor, min_span = (bounds or {}).get(name, (None, 0.0))
-        scaled = minmax(ranked, floor, min_span) if norm is minmax else norm(ranked)
-        for item, score in scaled.items():
-            fused[item] = fused.get(item, 0.0) + weight * score
-    return fused
+        scaled = minmax(scores, floor, min_span) if norm is minmax else norm(scores)
+        parts.append((rows, weights.get(name, 1.0) * scaled))
+    return _combine(parts)
+
+
+def _combine(parts: list[Channel]) -> Channel:
+    parts = [(rows, scores) for rows, scores in parts if rows.size]
+    if not parts:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    return sum_by_row([r for r, _ in parts], [s for _, s in parts])

@@ -10,50 +10,64 @@ optional reranker runs last.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 
 import numpy as np
 
-from remem.index.live import LiveScope
+from remem.index.live import LiveScope, Rows, top
 from remem.retrieval import fusion, scope, steps
 from remem.retrieval.graph import personalized_pagerank
 from remem.retrieval.query import QueryAnalysis, terms
-from remem.retrieval.run import Ranking, Run
+from remem.retrieval.run import Floats, Ranking, Run
 from remem.times import TimeSpan
 
-Channels = dict[str, list[tuple[str, float]]]
+Channels = dict[str, tuple[Rows, Floats]]
 ENTITY_SEED_SHARE = 0.7  # of the restart mass, when the question links to entities
 ANCHOR_DAYS = timedelta(days=30)  # how far "after the trip" reaches past the trip
+HOPS = 6  # entities the multi-hop round follows
+# Power-iteration steps of the graph walk: three steps reach memories two entity hops
+# from an entity seed (and back from a memory seed) and leave 0.5^4 of the mass
+# unspread; on the dev split 3 and 30 steps ranked every question identically.
+WALK_STEPS = 3
 
 
 def run_channels(run: Run) -> Channels:
-    """Each first-stage channel's candidates, best first."""
+    """Each first-stage channel's candidates, best first. The keyword channel runs first:
+    the query's embedding may still be on its way (``Run.query_vector``)."""
     out: Channels = {}
     words = run.analysis.terms if run.analysis else tuple(terms(run.query))
     if "bm25" in run.recipe.channels:
-        out["bm25"] = run.index.keyword_search(words, run.mask, run.recipe.candidates)
-    if "dense" in run.recipe.channels and run.vector is not None:
-        out["dense"] = run.index.vector_search(run.vector, run.mask, run.recipe.candidates)
+        started = time.perf_counter()
+        out["bm25"] = top(*run.index.keyword_scores(words, run.mask), run.recipe.candidates)
+        run.timed("bm25", started)
+    vector = run.query_vector() if "dense" in run.recipe.channels else None
+    if vector is not None:
+        started = time.perf_counter()
+        out["dense"] = run.index.vector_top(vector, run.mask, run.recipe.candidates)
+        run.timed("dense", started)
     return out
 
 
 def first_stage(run: Run, channels: Channels) -> Ranking:
     """Fuse the channels as the recipe says, remembering each channel's raw scores."""
+    started = time.perf_counter()
     recipe = run.recipe
     if recipe.fusion == "rrf":
-        fused = fusion.rrf(channels, recipe.channels, recipe.rrf_k)
+        rows, fused = fusion.rrf(channels, recipe.channels, recipe.rrf_k)
     else:
         # fewer BM25 hits than asked are all its matches: every other memory scores 0
-        complete = len(channels.get("bm25", ())) < recipe.candidates
+        complete = "bm25" in channels and channels["bm25"][0].size < recipe.candidates
         bounds = {"bm25": (0.0 if complete else None, 0.0)}
-        fused = fusion.weighted(channels, recipe.channels, recipe.normalizer, bounds)
-    ranking = Ranking(scores=dict(fused))
-    for name, ranked in channels.items():
-        for item, score in ranked:
-            ranking.parts.setdefault(item, {})[name] = score
-            ranking.found.setdefault(item, []).append(name)
+        rows, fused = fusion.weighted(channels, recipe.channels, recipe.normalizer, bounds)
+    ranking = Ranking(len(run.index))
+    ranking.join(rows, fused)
+    for name, found in channels.items():
+        ranking.raw[name] = found
+        ranking.found[name] = found[0]
+    run.timed("fusion", started)
     return ranking
 
 
@@ -63,70 +77,67 @@ def multihop_step(run: Run, ranking: Ranking) -> None:
     entity is followed on its own (its memories, max-normalised) and weighs by how
     strongly the best hits name it, so one strong hop is not drowned by weak ones."""
     recipe = run.recipe
-    if recipe.multihop <= 0 or not ranking.scores or run.analysis is None:
+    if recipe.multihop <= 0 or not ranking.member.any() or run.analysis is None:
         return
-    seeds = ranking.top(recipe.multihop_seeds)
-    weight = _hop_entities(run, run.analysis, ranking, seeds)
-    expansion = sorted(weight.items(), key=lambda kv: -kv[1])[:6]
+    seeds, _ = ranking.best(recipe.multihop_seeds)
+    weight = _hop_entities(run, run.analysis, ranking, seeds.tolist())
+    expansion = sorted(weight.items(), key=lambda kv: -kv[1])[:HOPS]
     if not expansion:
         return
-    top = expansion[0][1]
-    peak, skip = ranking.peak(), set(seeds)
-    deltas: dict[str, float] = {}
+    scale = recipe.multihop * ranking.peak() / expansion[0][1]
+    deltas = np.zeros(len(run.index))
     for key, w in expansion:
-        found = run.index.keyword_search(terms(key), run.mask, recipe.candidates)
-        for item, share in fusion.max_normalized(found).items():
-            if item not in skip:
-                deltas[item] = max(deltas.get(item, 0.0), recipe.multihop * peak * share * w / top)
-    ranking.add("multihop", deltas)
+        rows, scores = top(*run.index.keyword_scores(terms(key), run.mask), recipe.candidates)
+        deltas[rows] = np.maximum(deltas[rows], scale * w * fusion.max_normalized(scores))
+    deltas[seeds] = 0.0
+    rows = np.flatnonzero(deltas)
+    ranking.add("multihop", rows, deltas[rows])
     run.notes["multihop_terms"] = [key for key, _ in expansion]
 
 
 def _hop_entities(
-    run: Run, analysis: QueryAnalysis, ranking: Ranking, seeds: list[str]
+    run: Run, analysis: QueryAnalysis, ranking: Ranking, seeds: list[int]
 ) -> dict[str, float]:
     """Entities the seed hits name but the question does not, by mention weight times
     specificity times the hit's score (speakers name half the turns: never a hop)."""
-    index, rows = run.index, run.index.row_of
+    index = run.index
     asked = set(analysis.terms) | set(analysis.entities)
     specificity = scope.specificity(index)
     weight: dict[str, float] = {}
-    for item in seeds:
-        for j, w in index.mentions_by_row.get(rows.get(item, -1), ()):
+    for row in seeds:
+        for j, w in index.mentions_by_row.get(row, ()):
             entity = index.entities[j]
             if entity.kind == "speaker" or entity.key in asked or set(entity.key.split()) <= asked:
                 continue
-            gain = w * float(specificity[j]) * ranking.scores[item]
+            gain = w * float(specificity[j]) * float(ranking.scores[row])
             weight[entity.key] = weight.get(entity.key, 0.0) + gain
     return weight
 
 
 def graph_step(run: Run, ranking: Ranking) -> None:
     """Personalized PageRank from the question's entities and the best hits."""
-    recipe = run.recipe
-    if recipe.graph <= 0 or not ranking.scores or not run.index.mentions_by_row:
+    recipe, index = run.recipe, run.index
+    if recipe.graph <= 0 or not ranking.member.any() or not index.mentions_by_row:
         return
     if run.analysis is None:
         return
-    index, rows = run.index, run.index.row_of
     entities = _entity_seeds(index, run.analysis)
-    top = ranking.top(recipe.graph_seeds)
-    memories = {rows[i]: ranking.scores[i] for i in top if i in rows}
-    seeds = steps.mix_seeds(entities, memories, len(index.ids), ENTITY_SEED_SHARE)
-    g = scope.graph(index)
-    walk = personalized_pagerank(g, seeds, damping=recipe.graph_damping)[: len(index.ids)]
-    walk[list(memories)] = 0.0  # the hits that seeded the walk have their scores already
+    seeded, scores = ranking.best(recipe.graph_seeds)
+    memories = dict(zip(seeded.tolist(), scores.tolist(), strict=True))
+    seeds = steps.mix_seeds(entities, memories, len(index), ENTITY_SEED_SHARE)
+    walk = personalized_pagerank(scope.graph(index), seeds, recipe.graph_damping, WALK_STEPS)
+    walk = walk[: len(index)]
+    walk[seeded] = 0.0  # the hits that seeded the walk have their scores already
     best = float(walk.max()) if walk.size else 0.0
     if best <= 0:
         return
-    peak = ranking.peak()
-    order = np.argsort(-walk)[: recipe.candidates]
-    reached = {index.ids[r]: float(walk[r]) / best for r in order if walk[r] > 0}
-    kept = set(run.allowed(list(reached)))
-    ranking.add("graph", {i: recipe.graph * peak * s for i, s in reached.items() if i in kept})
+    rows = np.flatnonzero(walk > 0)
+    rows, reached = top(rows, walk[rows], recipe.candidates)
+    keep = run.mask[rows]
+    ranking.add("graph", rows[keep], recipe.graph * ranking.peak() * reached[keep] / best)
     run.notes["graph_seeds"] = {
         "entities": sorted(index.entities[j].key for j in entities)[:10],
-        "memories": len(top),
+        "memories": len(seeded),
     }
 
 
@@ -150,28 +161,39 @@ def _entity_seeds(index: LiveScope, analysis: QueryAnalysis) -> dict[int, float]
 
 def neighbour_step(run: Run, ranking: Ranking) -> None:
     """Adjacent turns support each other (and join the candidates)."""
-    pool = ranking.best(run.recipe.candidates)
-    deltas = steps.neighbour_support(pool, run.neighbours_of, run.recipe.neighbours)
-    ranking.add("neighbours", deltas)
+    if run.recipe.neighbours <= 0:
+        return
+    pool, scores = ranking.best(run.recipe.candidates)
+    pairs = run.index.neighbour_rows(pool)
+    ranking.add("neighbours", *steps.neighbour_support(scores, pairs, run.recipe.neighbours))
 
 
 def session_step(run: Run, ranking: Ranking) -> None:
     """Turns of conversations that match in several places gain."""
-    pool = ranking.best(run.recipe.candidates)
-    deltas = steps.session_support(pool, run.session_of, run.recipe.session,
-                                   run.recipe.session_top)  # fmt: skip
-    ranking.add("session", deltas)
+    recipe = run.recipe
+    if recipe.session <= 0:
+        return
+    pool, scores = ranking.best(recipe.candidates)
+    sessions = run.index.session_codes()[pool]
+    ranking.add("session", pool, steps.session_support(scores, sessions, recipe.session,
+                                                       recipe.session_top))  # fmt: skip
 
 
 def sessions_step(run: Run, ranking: Ranking) -> None:
     """Sessions that match the question as a whole lift their turns (coarse to fine):
     BM25 over each session's turns taken as one document."""
-    if run.recipe.sessions <= 0 or not ranking.scores or run.analysis is None:
+    recipe, index = run.recipe, run.index
+    if recipe.sessions <= 0 or not ranking.member.any() or run.analysis is None:
         return
-    sessions = dict(run.index.session_search(run.analysis.terms, run.recipe.candidates))
-    pool = ranking.best(run.recipe.candidates)
-    deltas = steps.spread_to_sessions(pool, sessions, run.session_of, run.recipe.sessions)
-    ranking.add("sessions", deltas)
+    codes, found = top(*index.session_scores(run.analysis.terms), recipe.candidates)
+    if not codes.size:
+        return
+    by_session = np.zeros(len(index.session_keys))
+    by_session[codes] = found
+    pool, scores = ranking.best(recipe.candidates)
+    matched = by_session[index.session_codes()[pool]]
+    deltas = steps.spread_to_sessions(scores, matched, float(by_session.max()), recipe.sessions)
+    ranking.add("sessions", pool, deltas)
 
 
 def anchor_step(run: Run, ranking: Ranking) -> None:
@@ -183,9 +205,8 @@ def anchor_step(run: Run, ranking: Ranking) -> None:
         return
     windows = []
     for anchor in analysis.anchors:
-        found = run.index.keyword_search(terms(anchor.event), run.mask, 1)
-        row = run.index.row_of.get(found[0][0]) if found else None
-        period = run.index.period_of(row) if row is not None else None
+        rows, _ = top(*run.index.keyword_scores(terms(anchor.event), run.mask), 1)
+        period = run.index.period_of(int(rows[0])) if rows.size else None
         if period is None:
             continue
         start, end = period
@@ -199,25 +220,26 @@ def anchor_step(run: Run, ranking: Ranking) -> None:
 
 
 def time_step(run: Run, ranking: Ranking) -> None:
-    """Memories inside the question's time window gain ``recipe.time`` of the top score.
-    A memory that mentions no time fits by when it was said (one numpy pass over the
-    scope); the few that mention periods are matched one by one."""
+    """Memories inside the question's time window gain ``recipe.time`` of the top score:
+    by the periods they mention, else by when they were said (column operations over
+    the scope, see ``steps.time_fit``); they join the candidates if missing."""
     windows = run.analysis.windows if run.analysis else ()
     if run.recipe.time <= 0 or not windows:
         return
     index = run.index
-    fit = np.where(steps.said_within(windows, index.said_days()), steps.SAID_FIT, 0.0)
-    for row, links in index.times_by_row.items():
-        fit[row] = steps.time_match(windows, index.occurred[row], links)
+    rows, starts, ends = index.periods()
+    mentioned = np.zeros(len(index))
+    for window in windows:
+        np.maximum.at(mentioned, rows, steps.period_shares(window, starts, ends))
+    fit = steps.time_fit(mentioned, steps.said_within(windows, index.said_days()), index.dated())
     fit[~run.mask] = 0.0
     rows = np.flatnonzero(fit > 0)
     if rows.size > run.recipe.candidates:  # the best fits, then the best scored among them
-        order = fit[rows] + np.array([ranking.scores.get(index.ids[r], 0.0) for r in rows])
+        order = fit[rows] + ranking.scores[rows]
         rows = rows[np.argsort(-order, kind="stable")[: run.recipe.candidates]]
     peak = ranking.peak() or 1.0
-    ranking.add("time", {index.ids[r]: run.recipe.time * peak * float(fit[r]) for r in rows})
-    for r in rows:
-        ranking.found.setdefault(index.ids[r], []).append("time")
+    ranking.add("time", rows, run.recipe.time * peak * fit[rows])
+    ranking.found["time"] = rows
 
 
 def temporal_step(run: Run, ranking: Ranking) -> None:
@@ -226,47 +248,44 @@ def temporal_step(run: Run, ranking: Ranking) -> None:
         return
     if run.analysis.intent not in ("when", "duration"):
         return
-    rows, times = run.index.row_of, run.index.times_by_row
-    dated = {
-        item: score
-        for item, score in ranking.scores.items()
-        if (row := rows.get(item)) is not None
-        and any(t.kind != "vague" for t in times.get(row, ()))
-    }
-    ranking.add("temporal", {i: run.recipe.temporal * s for i, s in dated.items()})
+    rows = np.flatnonzero(ranking.member & run.index.dated())
+    ranking.add("temporal", rows, run.recipe.temporal * ranking.scores[rows])
 
 
 def diversify_step(run: Run, ranking: Ranking) -> None:
     """For list and count questions, spread the top hits over sessions."""
     if run.analysis is None or run.analysis.intent not in ("list", "count"):
         return
-    ranking.add("diversify", steps.diversify(dict(ranking.scores), run.session_of,
-                                             run.recipe.diversify))  # fmt: skip
+    if run.recipe.diversify <= 0:
+        return
+    rows, scores = ranking.best(int(ranking.member.sum()))
+    sessions = run.index.session_codes()[rows]
+    ranking.add("diversify", rows, steps.diversify(scores, sessions, run.recipe.diversify))
 
 
 def rerank_step(run: Run, ranking: Ranking) -> None:
     """A reranker reorders the best ``rerank_depth`` memories, which stay on top."""
-    if not run.recipe.rerank or run.rerank is None or not ranking.scores:
+    if not run.recipe.rerank or run.rerank is None or not ranking.member.any():
         return
-    top = run.allowed(ranking.top(run.recipe.rerank_depth))
-    records = run.store.get_memories(run.flt.namespace, top)
-    scores = run.rerank(run.query, [r.text for r in records])
-    norm = fusion.minmax([(r.id, s) for r, s in zip(records, scores, strict=True)])
+    rows = run.allowed(ranking.best(run.recipe.rerank_depth)[0])
+    records = run.store.get_memories(run.flt.namespace, [run.index.ids[r] for r in rows])
+    rows = np.array([run.index.row_of[r.id] for r in records], dtype=np.int64)
+    scores = np.array(run.rerank(run.query, [r.text for r in records]), dtype=np.float64)
     peak = ranking.peak() or 1.0
     # reranker order first; the pipeline's score only breaks the reranker's ties
-    new = {i: peak * (1.0 + norm[i]) + 1e-3 * ranking.scores[i] for i in norm}
-    ranking.add("rerank", {i: s - ranking.scores[i] for i, s in new.items()})
+    new = peak * (1.0 + fusion.minmax(scores)) + 1e-3 * ranking.scores[rows]
+    ranking.add("rerank", rows, new - ranking.scores[rows])
 
 
-PIPELINE: tuple[Callable[[Run, Ranking], None], ...] = (
-    multihop_step,
-    graph_step,
-    neighbour_step,
-    session_step,
-    sessions_step,
-    anchor_step,
-    time_step,
-    temporal_step,
-    diversify_step,
-    rerank_step,
+PIPELINE: tuple[tuple[str, Callable[[Run, Ranking], None]], ...] = (
+    ("multihop", multihop_step),
+    ("graph", graph_step),
+    ("neighbours", neighbour_step),
+    ("session", session_step),
+    ("sessions", sessions_step),
+    ("anchors", anchor_step),
+    ("time", time_step),
+    ("temporal", temporal_step),
+    ("diversify", diversify_step),
+    ("rerank", rerank_step),
 )

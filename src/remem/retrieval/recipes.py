@@ -107,19 +107,25 @@ DEFAULT = Recipe(
     time=0.5,
     temporal=0.2,
     multihop=0.15,
-    graph=0.1,
     neighbours=0.3,
     session=0.5,
     sessions=0.5,
     diversify=0.15,
     description="BM25 + dense, time window, temporal intent, multi-hop round, "
-    "entity graph (PPR), neighbour turns, session boost, whole-session BM25, "
-    "session diversity for lists",
+    "neighbour turns, session boost, whole-session BM25, session diversity for lists",
 )
 RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in (
         DEFAULT,
+        replace(
+            DEFAULT,
+            name="entity-graph",
+            graph=0.1,
+            description="default plus personalized PageRank over the memory-entity graph "
+            "(HippoRAG 2): for chains through entities the question does not name; costs "
+            "a walk over the scope's whole graph per search",
+        ),
         replace(
             DEFAULT,
             name="rerank",
@@ -140,7 +146,11 @@ RECIPES: dict[str, Recipe] = {
             {"bm25": 0.6, "dense": 0.4},
             description="BM25 + dense (min-max, 0.6/0.4) without conversation context",
         ),
-        Recipe("bm25", {"bm25": 1.0}, description="FTS5 BM25 alone (porter-stemmed)"),
+        Recipe(
+            "bm25",
+            {"bm25": 1.0},
+            description="BM25 alone (Snowball-stemmed, the scope's own statistics)",
+        ),
         Recipe("dense", {"dense": 1.0}, description="embedding cosine similarity alone"),
         Recipe(
             "rrf",

@@ -1,8 +1,15 @@
-"""One search in progress: its inputs, the scope index, and the ranking being built."""
+"""One search in progress: its inputs, the scope index, and the ranking being built.
+
+The ranking is kept over the scope index's rows as numpy arrays (a score and a
+membership flag per row), so a step costs a few array operations, not a Python call
+per candidate; what each step added is kept as (rows, deltas) for ``explain``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -10,55 +17,80 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from remem.index.live import LiveScope
-from remem.retrieval import scope
+from remem.index.live import LiveScope, Rows, top
 from remem.retrieval.query import QueryAnalysis
 from remem.retrieval.recipes import Recipe
 from remem.stores.base import MemoryFilter, Store
 
 Embed = Callable[[str], npt.NDArray[np.float32]]
 Rerank = Callable[[str, Sequence[str]], list[float]]
+Vector = npt.NDArray[np.float32]
+Floats = npt.NDArray[np.float64]
 HIT_KINDS = ("turn", "keyphrase", "fact", "event", "profile", "procedure")  # not summaries
 
 
-@dataclass
 class Ranking:
-    """Scores being built up, and per memory what added to them."""
+    """Scores being built up over the scope's rows, and what added to each."""
 
-    scores: dict[str, float] = field(default_factory=dict)
-    parts: dict[str, dict[str, float]] = field(default_factory=dict)
-    found: dict[str, list[str]] = field(default_factory=dict)
+    def __init__(self, size: int) -> None:
+        self.scores: Floats = np.zeros(size)
+        self.member = np.zeros(size, dtype=bool)  # a candidate (found, or given a delta)
+        self.raw: dict[str, tuple[Rows, Floats]] = {}  # each channel's own scores
+        self.steps: list[tuple[str, Rows, Floats]] = []  # what each step added
+        self.found: dict[str, Rows] = {}  # rows each channel (and the time step) found
 
-    def add(self, step: str, deltas: Mapping[str, float]) -> None:
-        """Add each delta to its memory's score (memories not yet ranked join)."""
-        for item, delta in deltas.items():
-            if delta == 0:
-                continue
-            self.scores[item] = self.scores.get(item, 0.0) + delta
-            part = self.parts.setdefault(item, {})
-            part[step] = part.get(step, 0.0) + delta
+    def join(self, rows: Rows, scores: Floats) -> None:
+        """Candidates with their first scores (zero scores join too)."""
+        self.scores[rows] = scores
+        self.member[rows] = True
 
-    def top(self, k: int) -> list[str]:
-        """The ``k`` best ids."""
-        return list(self.best(k))
+    def add(self, step: str, rows: Rows, deltas: Floats) -> None:
+        """Add each delta to its row's score (rows not yet ranked join); rows are unique."""
+        keep = deltas != 0
+        rows, deltas = rows[keep], deltas[keep]
+        if rows.size:
+            self.scores[rows] += deltas
+            self.member[rows] = True
+            self.steps.append((step, rows, deltas))
 
-    def best(self, k: int) -> dict[str, float]:
-        """The ``k`` best ids and their scores (later steps work on this pool)."""
-        return dict(sorted(self.scores.items(), key=lambda kv: -kv[1])[:k])
+    def best(self, k: int) -> tuple[Rows, Floats]:
+        """The ``k`` best candidates and their scores, best first (later steps' pool)."""
+        rows = np.flatnonzero(self.member)
+        return top(rows, self.scores[rows], k)
 
     def peak(self) -> float:
         """The best score (0 when empty)."""
-        return max(self.scores.values(), default=0.0)
+        return float(self.scores[self.member].max()) if self.member.any() else 0.0
+
+    def parts(self, rows: Sequence[int]) -> list[dict[str, float]]:
+        """For each row: each channel's own score and what each step added."""
+        at = {r: i for i, r in enumerate(rows)}
+        out: list[dict[str, float]] = [{} for _ in rows]
+        wanted = np.zeros(self.scores.size, dtype=bool)
+        wanted[list(rows)] = True
+        named = [(name, r, s, False) for name, (r, s) in self.raw.items()]
+        for name, found, values, add in [*named, *((n, r, d, True) for n, r, d in self.steps)]:
+            keep = wanted[found]
+            for r, value in zip(found[keep].tolist(), values[keep].tolist(), strict=True):
+                part = out[at[r]]
+                part[name] = part.get(name, 0.0) + value if add else value
+        return out
+
+    def channels(self, rows: Sequence[int]) -> list[tuple[str, ...]]:
+        """For each row, the channels (and ``time``) that found it."""
+        found = {name: set(r.tolist()) for name, r in self.found.items()}
+        return [tuple(name for name, hit in found.items() if r in hit) for r in rows]
 
 
 @dataclass
 class Run:
     """One search: its inputs, the query analysis, and the scope's live index (read under
-    one store snapshot)."""
+    one store snapshot). ``vector`` may still be being computed (a ``Future``): the
+    keyword work runs meanwhile, and ``query_vector`` waits for it."""
 
     store: Store
     index: LiveScope
-    vector: npt.NDArray[np.float32] | None
+    vector: Vector | Future[Vector] | None
     query: str
     flt: MemoryFilter
     recipe: Recipe
@@ -66,6 +98,7 @@ class Run:
     analysis: QueryAnalysis | None = None
     rerank: Rerank | None = None
     notes: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
     _mask: npt.NDArray[np.bool_] | None = None
 
     @property
@@ -75,19 +108,18 @@ class Run:
             self._mask = self.index.mask(self.flt, self.now)
         return self._mask
 
-    def allowed(self, ids: Sequence[str]) -> list[str]:
-        """Those ids the filter admits (kind, time bounds, metadata, not expired)."""
-        rows, mask = self.index.row_of, self.mask
-        return [item for item in ids if (row := rows.get(item)) is not None and mask[row]]
+    def query_vector(self) -> Vector | None:
+        """The query's embedding (waiting for it if it is still being computed)."""
+        if isinstance(self.vector, Future):
+            started = time.perf_counter()
+            self.vector = self.vector.result()
+            self.timings["embed_wait"] = (time.perf_counter() - started) * 1000
+        return self.vector
 
-    def session_of(self, item: str) -> str | None:
-        """The conversation key of a memory of the scope (None when it is unknown)."""
-        row = self.index.row_of.get(item)
-        return self.index.sessions[row] if row is not None else None
+    def allowed(self, rows: Rows) -> Rows:
+        """Those rows the filter admits (kind, time bounds, metadata, not expired)."""
+        return rows[self.mask[rows]]
 
-    def neighbours_of(self, item: str) -> list[str]:
-        """Ids of the turns adjacent to a turn."""
-        row = self.index.row_of.get(item)
-        if row is None:
-            return []
-        return [self.index.ids[r] for r in scope.neighbours(self.index, row)]
+    def timed(self, name: str, started: float) -> None:
+        """Record a stage's milliseconds since ``started``."""
+        self.timings[name] = self.timings.get(name, 0.0) + (time.perf_counter() - started) * 1000

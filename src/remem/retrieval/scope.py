@@ -10,16 +10,6 @@ from remem.index.live import LiveScope
 from remem.retrieval.graph import Graph, graph_from_edges
 
 
-def neighbours(index: LiveScope, row: int, radius: int = 1) -> list[int]:
-    """Rows of the turns within ``radius`` positions of ``row`` in its conversation."""
-    position = index.positions[row]
-    if position <= 0 or index.kinds[row] != "turn":
-        return []
-    key = index.sessions[row]
-    found = (index.slots.get((key, position + d)) for d in range(-radius, radius + 1) if d)
-    return [r for r in found if r is not None]
-
-
 def specificity(index: LiveScope) -> npt.NDArray[np.float64]:
     """Per entity row, ``1 / log2(1 + memories naming it)``: rare entities say more."""
 

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
-
-import numpy as np
-import numpy.typing as npt
 
 from remem.index.live import LiveScope
 from remem.retrieval.pipeline import PIPELINE, first_stage, run_channels
 from remem.retrieval.query import analyze, terms
 from remem.retrieval.recipes import Recipe
-from remem.retrieval.run import HIT_KINDS, Ranking, Rerank, Run
+from remem.retrieval.run import HIT_KINDS, Ranking, Rerank, Run, Vector
 from remem.stores.base import MemoryFilter, Store
 
 
@@ -40,7 +39,7 @@ class SearchRun:
 def search(
     store: Store,
     index: LiveScope,
-    vector: npt.NDArray[np.float32] | None,
+    vector: Vector | Future[Vector] | None,
     query: str,
     flt: MemoryFilter,
     recipe: Recipe,
@@ -52,23 +51,32 @@ def search(
     """The top ``limit`` memories for a query, and what the pipeline decided.
 
     ``index`` is the scope's live index, read under the caller's store snapshot;
-    ``vector`` the query's embedding (needed when the recipe has the dense channel);
-    ``now`` is the clock (for expiry); ``reference`` is what relative time expressions in
-    the question are resolved against (default ``now``); ``rerank`` scores (question,
-    text) pairs when the recipe names a reranker.
+    ``vector`` the query's embedding (needed when the recipe has the dense channel; a
+    ``Future`` lets the keyword work run while it is computed); ``now`` is the clock (for
+    expiry); ``reference`` is what relative time expressions in the question are resolved
+    against (default ``now``); ``rerank`` scores (question, text) pairs when the recipe
+    names a reranker. ``SearchRun.analysis["timings_ms"]`` has each stage's milliseconds.
     """
     run = Run(store, index, vector, query, replace(flt, kinds=flt.kinds or HIT_KINDS), recipe,
               now, rerank=rerank)  # fmt: skip
+    started = time.perf_counter()
     run.analysis = analyze(query, reference or now, _known(run))
+    run.timed("analyze", started)
     ranking = first_stage(run, run_channels(run))
-    for step in PIPELINE:
+    for name, step in PIPELINE:
+        started = time.perf_counter()
         step(run, ranking)
-    ranked = sorted(ranking.scores.items(), key=lambda kv: -kv[1])
-    ids = run.allowed([i for i, _ in ranked[: max(limit * 3, 50)]])[:limit]
+        run.timed(name, started)
+    started = time.perf_counter()
+    rows, scores = ranking.best(max(limit * 3, 50))
+    keep = run.mask[rows]
+    rows, scores = rows[keep][:limit], scores[keep][:limit]
+    parts, channels = ranking.parts(rows.tolist()), ranking.channels(rows.tolist())
     candidates = [
-        Candidate(i, ranking.scores[i], ranking.parts.get(i, {}), tuple(ranking.found.get(i, ())))
-        for i in ids
+        Candidate(index.ids[r], float(s), parts[i], channels[i])
+        for i, (r, s) in enumerate(zip(rows.tolist(), scores.tolist(), strict=True))
     ]
+    run.timed("rank", started)
     return SearchRun(candidates, _explain(run, ranking))
 
 
@@ -81,12 +89,15 @@ def _known(run: Run) -> Mapping[str, str]:
 
 def _explain(run: Run, ranking: Ranking) -> dict[str, Any]:
     recipe = run.recipe
+    on = set(recipe.mechanisms()) | ({"anchors"} if recipe.time > 0 else set())
+    stages = {"embed_wait", "analyze", "bm25", "dense", "fusion", "rank"}
     return {
         "query": run.analysis.as_dict() if run.analysis else {"terms": terms(run.query)},
         "recipe": {"name": recipe.name, "mechanisms": recipe.mechanisms()},
         "candidates": {
-            name: sum(1 for found in ranking.found.values() if name in found)
+            name: int(ranking.found[name].size) if name in ranking.found else 0
             for name in ("bm25", "dense", "time")
         },
         **run.notes,
+        "timings_ms": {k: round(v, 3) for k, v in run.timings.items() if k in on | stages},
     }

@@ -1,12 +1,13 @@
 """Retrieval steps over plain data: each takes the current scores and returns additions.
 
-Scores map memory ids to fused scores; ``session_of`` and ``neighbours_of`` describe the
-conversation around each memory. Every function is pure and returns ``{id: delta}``.
+Scores are numpy arrays over a pool of candidates (best first where it matters), with
+their sessions as small integer codes; every function is pure and returns what it adds
+per candidate, so a step costs a few array operations whatever the pool's size.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -16,64 +17,63 @@ import numpy.typing as npt
 from remem.annotations import TimeLink
 from remem.times import TimeSpan, month_day_match
 
-Scores = Mapping[str, float]
-Deltas = dict[str, float]
+Rows = npt.NDArray[np.int64]
+Floats = npt.NDArray[np.float64]
+Days = npt.NDArray[Any]  # datetime64[D]
+_NO_ROWS: Rows = np.zeros(0, dtype=np.int64)
+_NO_FLOATS: Floats = np.zeros(0)
+
+
+def _rank_in_group(ordered: Rows) -> Rows:
+    """For a sorted column, each entry's position within its run of equal values."""
+    first = np.r_[True, ordered[1:] != ordered[:-1]]
+    index = np.arange(ordered.size)
+    out: Rows = index - np.maximum.accumulate(np.where(first, index, 0))
+    return out
 
 
 def neighbour_support(
-    scores: Scores, neighbours_of: Callable[[str], Iterable[str]], weight: float
-) -> Deltas:
-    """Each memory passes ``weight`` times its score to its adjacent turns, which join
-    the candidates if they were missing (context expansion)."""
-    out: Deltas = {}
-    if weight <= 0:
+    scores: Floats, pairs: tuple[Rows, Rows], weight: float
+) -> tuple[Rows, Floats]:
+    """Each pool memory passes ``weight`` times its score to its adjacent turns, which
+    join the candidates if they were missing (context expansion). ``pairs`` are
+    (pool index, adjacent row); returns each adjacent row once with its summed share."""
+    source, adjacent = pairs
+    if weight <= 0 or adjacent.size == 0:
+        return _NO_ROWS, _NO_FLOATS
+    rows, where = np.unique(adjacent, return_inverse=True)
+    deltas = np.bincount(where, weights=weight * scores[source], minlength=rows.size)
+    return rows, deltas.astype(np.float64)
+
+
+def session_support(scores: Floats, sessions: Rows, weight: float, top: int = 3) -> Floats:
+    """Each pool memory gains ``weight`` times its conversation's strength (the sum of its
+    ``top`` best scores in the pool) relative to the strongest conversation's, times the
+    best score. ``sessions`` are the pool's session codes (-1: unknown); returns the
+    delta of each pool memory."""
+    out = np.zeros(scores.size)
+    known = sessions >= 0
+    if weight <= 0 or not known.any():
         return out
-    for item, score in scores.items():
-        for other in neighbours_of(item):
-            out[other] = out.get(other, 0.0) + weight * score
+    order = np.lexsort((-scores, sessions))
+    ordered = sessions[order]
+    keep = (_rank_in_group(ordered) < top) & (ordered >= 0)
+    strength = np.bincount(ordered[keep], weights=scores[order][keep],
+                           minlength=int(sessions.max()) + 1)  # fmt: skip
+    best = float(strength.max())
+    if best <= 0:
+        return out
+    out[known] = weight * float(scores.max()) * strength[sessions[known]] / best
     return out
 
 
-def session_support(
-    scores: Scores, session_of: Callable[[str], str | None], weight: float, top: int = 3
-) -> Deltas:
-    """Each memory gains ``weight`` times its conversation's strength (the sum of its
-    ``top`` best scores) relative to the strongest conversation's, times the best score."""
-    if weight <= 0 or not scores:
-        return {}
-    per: dict[str, list[float]] = {}
-    for item, score in scores.items():
-        key = session_of(item)
-        if key is not None:
-            per.setdefault(key, []).append(score)
-    strength = {k: sum(sorted(v, reverse=True)[:top]) for k, v in per.items()}
-    best, peak = max(strength.values(), default=0.0), max(scores.values())
-    if best <= 0:
-        return {}
-    out: Deltas = {}
-    for item in scores:
-        key = session_of(item)
-        if key is not None:
-            out[item] = weight * peak * strength[key] / best
-    return out
-
-
-def spread_to_sessions(
-    scores: Scores, session_scores: Mapping[str, float], session_of: Callable[[str], str | None],
-    weight: float,
-) -> Deltas:  # fmt: skip
-    """Each memory gains ``weight`` times its session's score (relative to the best
-    session's), times the best memory score: sessions found as a whole lift their turns."""
-    if weight <= 0 or not scores or not session_scores:
-        return {}
-    best, peak = max(session_scores.values()), max(scores.values())
-    if best <= 0:
-        return {}
-    out: Deltas = {}
-    for item in scores:
-        key = session_of(item)
-        if key is not None and key in session_scores:
-            out[item] = weight * peak * session_scores[key] / best
+def spread_to_sessions(scores: Floats, matched: Floats, best: float, weight: float) -> Floats:
+    """Each pool memory gains ``weight`` times its session's score (``matched``, aligned
+    with the pool; 0 when its session did not match) relative to ``best``, the best
+    session's, times the best memory score: sessions found as a whole lift their turns."""
+    if weight <= 0 or best <= 0 or scores.size == 0:
+        return np.zeros(scores.size)
+    out: Floats = weight * float(scores.max()) * matched / best
     return out
 
 
@@ -96,21 +96,17 @@ def mix_seeds(
     return seeds
 
 
-def diversify(scores: Scores, session_of: Callable[[str], str | None], penalty: float) -> Deltas:
+def diversify(scores: Floats, sessions: Rows, penalty: float) -> Floats:
     """Lower each memory by ``penalty`` per better-ranked memory of its session
-    (multiplicatively), so answers spread over several sessions surface together."""
-    if penalty <= 0:
-        return {}
-    seen: dict[str, int] = {}
-    out: Deltas = {}
-    for item, score in sorted(scores.items(), key=lambda kv: -kv[1]):
-        key = session_of(item)
-        if key is None:
-            continue
-        earlier = seen.get(key, 0)
-        seen[key] = earlier + 1
-        if earlier:
-            out[item] = score * ((1 - penalty) ** earlier - 1)
+    (multiplicatively), so answers spread over several sessions surface together.
+    ``scores`` are best first; ``sessions`` their session codes (-1: unknown)."""
+    if penalty <= 0 or scores.size == 0:
+        return np.zeros(scores.size)
+    order = np.argsort(sessions, kind="stable")  # by session, best first within each
+    earlier = np.empty(scores.size, dtype=np.int64)
+    earlier[order] = _rank_in_group(sessions[order])
+    earlier[sessions < 0] = 0
+    out: Floats = scores * ((1 - penalty) ** earlier - 1)
     return out
 
 
@@ -163,21 +159,61 @@ def said_within(windows: Sequence[TimeSpan], said: npt.NDArray[Any]) -> npt.NDAr
     return out
 
 
+def period_shares(window: TimeSpan, starts: Days, ends: Days) -> Floats:
+    """``period_match`` over columns of periods at once (first and last days)."""
+    length = (ends - starts).astype(np.int64) + 1
+    spans: list[tuple[Any, Any, Any]]
+    if not window.recurring:
+        spans = [(np.datetime64(window.start, "D"), np.datetime64(window.end, "D"), True)]
+    else:
+        years = starts.astype("datetime64[Y]").astype(np.int64) + 1970
+        last = ends.astype("datetime64[Y]").astype(np.int64) + 1970
+        spans = [_moved(window, y) for y in (years - 1, years, last)]
+    best = np.zeros(starts.shape)
+    for first, final, valid in spans:
+        overlap = (np.minimum(ends, final) - np.maximum(starts, first)).astype(np.int64) + 1
+        best = np.maximum(best, np.where(valid, np.maximum(overlap, 0) / length, 0.0))
+    return best
+
+
+def _moved(window: TimeSpan, years: Rows) -> tuple[Days, Days, npt.NDArray[np.bool_]]:
+    """A recurring window moved to each of ``years`` (``_in_year`` over a column): its
+    first and last days, and whether that year has them (no 29 February)."""
+    first, ok_first = _day_in(years, window.start)
+    final, ok_final = _day_in(years + (window.end.year - window.start.year), window.end)
+    return first, final, ok_first & ok_final
+
+
+def _day_in(years: Rows, day: date) -> tuple[Days, npt.NDArray[np.bool_]]:
+    months = ((years - 1970) * 12 + day.month - 1).astype("datetime64[M]")
+    days = months.astype("datetime64[D]") + (day.day - 1)
+    valid = (days.astype("datetime64[M]") == months) & (years >= 1) & (years <= 9999)
+    return days, valid
+
+
+def time_fit(
+    mentioned: Floats, said: npt.NDArray[np.bool_], dated: npt.NDArray[np.bool_]
+) -> Floats:
+    """How well memories fit the question's time windows, from 0 to 1: ``mentioned``
+    (the best share of a period they mention inside a window), or, when said inside a
+    window, ``SAID_FIT`` (0.2 if they mention periods, none of them inside)."""
+    when_said = np.where(dated & (mentioned == 0), 0.2, SAID_FIT)
+    out: Floats = np.where(said, np.maximum(mentioned, when_said), mentioned)
+    return out
+
+
 def time_match(
     windows: Sequence[TimeSpan], said: datetime | None, mentions: Sequence[TimeLink]
 ) -> float:
-    """How well a memory fits the question's time windows, from 0 to 1.
+    """How well one memory fits the question's time windows, from 0 to 1 (``time_fit``).
 
     A period the memory mentions counts by the share of it inside a window ("yesterday"
     said on 8 May fits "7 May" fully); otherwise being said inside the window counts 0.6,
     or 0.2 when the memory points at some other time ("last year").
     """
-    best = 0.0
-    for window in windows:
-        for link in mentions:
-            if link.kind != "vague":
-                best = max(best, period_match(window, link.start, link.end))
-        if said is not None and month_day_match(window, said.date()):
-            elsewhere = any(link.kind != "vague" for link in mentions)
-            best = max(best, 0.2 if elsewhere and best == 0 else SAID_FIT)
-    return best
+    periods = [link for link in mentions if link.kind != "vague"]
+    mentioned = max((period_match(w, p.start, p.end) for w in windows for p in periods),
+                    default=0.0)  # fmt: skip
+    inside = said is not None and any(month_day_match(w, said.date()) for w in windows)
+    fit = time_fit(np.array([mentioned]), np.array([inside]), np.array([bool(periods)]))
+    return float(fit[0])
