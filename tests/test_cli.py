@@ -171,7 +171,7 @@ def test_real_process_bench_locomo_writes_report(tmp_path: Path) -> None:
     assert {"turn_recall_all@5", "ndcg@10", "n"} <= set(report["retrieval"]["overall"])
     assert set(report["ingest"]) >= {"turns", "seconds", "turns_per_second",
                                      "embedder_turns_per_second", "overhead"}  # fmt: skip
-    assert set(report["search"]) == {"queries", "p50_ms", "p95_ms"}
+    assert set(report["search"]) == {"queries", "p50_ms", "p95_ms", "steps_ms"}
     assert not (tmp_path / "remem.db").exists()  # bench never touches the default db
 
 
@@ -400,7 +400,9 @@ def test_all_commands_are_there() -> None:
         "add", "search", "context", "list", "get", "delete", "history", "export", "import",
         "stats", "bench", "entities",
     }  # fmt: skip
-    assert set(bench.commands) == {"locomo", "longmemeval", "vectors", "live", "concurrency"}
+    assert set(bench.commands) == {
+        "locomo", "longmemeval", "vectors", "live", "concurrency", "latency",
+    }  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- bench
@@ -513,5 +515,13 @@ def test_bench_ablate_prints_what_each_mechanism_adds(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     names = [r["recipe"] for r in json.loads(out.read_text(encoding="utf-8"))]
     assert names[:3] == ["bm25", "default", "default-no-bm25"]
-    assert "default-no-graph" in names and "default-no-time" in names
+    assert "default-no-multihop" in names and "default-no-time" in names
     assert "turn_recall_all@10 per category:" in result.stdout
+    reports = {r["recipe"]: r for r in json.loads(out.read_text(encoding="utf-8"))}
+    steps = reports["default"]["search"]["steps_ms"]
+    assert {"bm25", "dense", "multihop", "neighbours", "sessions", "total"} <= steps.keys()
+    table = result.stdout.split("what each step of default costs")[1].splitlines()
+    assert table[1].split()[:2] == ["step", "ms"]
+    rows = {line.split()[0]: line.split() for line in table[3:] if line.strip()}
+    assert {"bm25", "dense", "multihop", "neighbours"} <= rows.keys()
+    assert float(rows["neighbours"][1]) == pytest.approx(steps["neighbours"], abs=1e-3)

@@ -10,19 +10,18 @@ read against it.
 from __future__ import annotations
 
 import random
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 import remem
-from remem import EmbedderConfig, Memory, MemoryConfig, StoreConfig
+from remem import EmbedderConfig, Memory
 from remem.bench.metrics import percentile
+from remem.bench.scratch import temporary_memory
 from remem.embedders.base import Embedder
 
 DEFAULT_SIZES = (1000, 10_000, 100_000)
@@ -202,7 +201,7 @@ class SyntheticChat:
 # ---------------------------------------------------------------------------- timing
 
 
-def _ms(started: float) -> float:
+def elapsed_ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
 
 
@@ -253,7 +252,7 @@ def time_embedding(embedder: Embedder, queries: Sequence[str]) -> dict[str, floa
     for query in queries:
         started = time.perf_counter()
         embedder.embed_one(query)
-        timings.append(_ms(started))
+        timings.append(elapsed_ms(started))
     return latency(timings)
 
 
@@ -265,7 +264,7 @@ def time_warm(
     for n, query in enumerate([*queries[:warmup], *queries]):
         started = time.perf_counter()
         hits = memory.search(query, user_id=USER, reference_time=reference)
-        wall = _ms(started)
+        wall = elapsed_ms(started)
         if n >= warmup:
             samples.wall.append(wall)
             samples.took.append(hits.took_ms)
@@ -283,10 +282,10 @@ def time_after_add(
         message = chat.next_turns(1)
         started = time.perf_counter()
         memory.add(message, user_id=USER, session_id="live")
-        added = _ms(started)
+        added = elapsed_ms(started)
         started = time.perf_counter()
         hits = memory.search(query, user_id=USER, reference_time=chat.clock)
-        wall = _ms(started)
+        wall = elapsed_ms(started)
         if n >= warmup:
             adds.append(added)
             searches.wall.append(wall)
@@ -300,17 +299,15 @@ def measure_size(
 ) -> dict[str, Any]:
     """One scope size on a fresh temporary store: pre-fill, then the three timings."""
     queries = live_queries(rounds)
-    with tempfile.TemporaryDirectory(prefix="remem-live-") as tmp:
-        config = MemoryConfig(StoreConfig(path=str(Path(tmp) / "live.db")), EmbedderConfig())
-        with Memory(config, embedder=embedder, recipe=recipe) as memory:
-            chat = SyntheticChat()
-            filled = prefill(memory, chat, size, progress)
-            stats = memory.stats()
-            total = 2 * (warmup + rounds)
-            with tqdm(total=total, desc=f"measure {size:,}", disable=not progress) as bar:
-                embed = time_embedding(memory.embedder, queries)
-                warm = time_warm(memory, queries, warmup, chat.clock, bar)
-                after, adds = time_after_add(memory, chat, queries, warmup, bar)
+    with temporary_memory(embedder, recipe, "live") as memory:
+        chat = SyntheticChat()
+        filled = prefill(memory, chat, size, progress)
+        stats = memory.stats()
+        total = 2 * (warmup + rounds)
+        with tqdm(total=total, desc=f"measure {size:,}", disable=not progress) as bar:
+            embed = time_embedding(memory.embedder, queries)
+            warm = time_warm(memory, queries, warmup, chat.clock, bar)
+            after, adds = time_after_add(memory, chat, queries, warmup, bar)
     ratio = percentile(after.wall, 50) / percentile(warm.wall, 50)
     return {
         "size": size,
@@ -339,7 +336,7 @@ def run_live(
     ``embedder`` defaults to the default embedder, loaded once for all sizes.
     """
     own = embedder is None
-    model = embedder if embedder is not None else _default_embedder()
+    model = embedder if embedder is not None else default_embedder()
     try:
         results = []
         for size in sizes:
@@ -361,7 +358,7 @@ def run_live(
             model.close()
 
 
-def _default_embedder() -> Embedder:
+def default_embedder() -> Embedder:
     from remem.registry import create_embedder
 
     return create_embedder(EmbedderConfig())

@@ -6,7 +6,7 @@ import math
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypedDict
+from typing import Any, TypedDict
 
 _LOCOMO_TURN_ID = re.compile(r"^D(\d+):\d+$")
 _DIGITS = re.compile(r"(\d+)")
@@ -207,3 +207,21 @@ def format_table(
 
     rule = "  ".join("-" * w for w in widths)
     return "\n".join([render(header), rule, *(render(line) for line in body)])
+
+
+def mean_steps(breakdowns: Iterable[Any]) -> dict[str, float]:
+    """The mean of each step over the breakdowns (``{step: ms}``), rounded to 3 decimals.
+
+    Steps keep the order they first appear in; a step missing from one breakdown counts as
+    0 ms there. Anything that is not a mapping (no breakdown reported) is left out, so
+    the result is empty when no search reported one.
+    """
+    totals: dict[str, float] = {}
+    reported = 0
+    for timings in breakdowns:
+        if not isinstance(timings, Mapping):
+            continue
+        reported += 1
+        for step, ms in timings.items():
+            totals[str(step)] = totals.get(str(step), 0.0) + float(ms)
+    return {step: round(total / reported, 3) for step, total in totals.items()}

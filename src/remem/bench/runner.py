@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,12 +24,13 @@ from remem.bench.datasets import (
 from remem.bench.metrics import (
     MetricAccumulator,
     dedupe,
+    mean_steps,
     percentile,
     session_metrics,
     session_of,
     turn_metrics,
 )
-from remem.config import EmbedderConfig, MemoryConfig, StoreConfig
+from remem.bench.scratch import temporary_memory
 from remem.context import pack
 from remem.embedders.base import Embedder
 from remem.formation.turns import turn_embed_text
@@ -64,12 +64,12 @@ class IngestTiming:
             "turns_per_second": _rate(self.turns, self.seconds),
             "embedder_seconds": round(self.embed_seconds, 3),
             "embedder_turns_per_second": _rate(self.turns, self.embed_seconds),
-            "speed_vs_embedder": _ratio(self.embed_seconds, self.seconds),
+            "speed_vs_embedder": ratio(self.embed_seconds, self.seconds),
             "other_seconds": round(other, 3),
-            "overhead": _ratio(other, self.embed_seconds),
+            "overhead": ratio(other, self.embed_seconds),
             "embedding_in_add_seconds": round(self.embedding_in_add, 3),
             "rest_in_add_seconds": round(rest, 3),
-            "rest_share": _ratio(rest, self.seconds),
+            "rest_share": ratio(rest, self.seconds),
         }
 
 
@@ -77,7 +77,7 @@ def _rate(count: int, seconds: float) -> float:
     return round(count / seconds, 1) if seconds else 0.0
 
 
-def _ratio(part: float, whole: float) -> float:
+def ratio(part: float, whole: float) -> float:
     return round(part / whole, 3) if whole else 0.0
 
 
@@ -132,7 +132,7 @@ def _message(turn: BenchTurn) -> Message:
                    datetime.now())  # fmt: skip
 
 
-def _last_time(conv: BenchConversation) -> datetime | None:
+def last_time(conv: BenchConversation) -> datetime | None:
     """When a question without a date is asked: at the end of the conversation."""
     return max((t.timestamp for t in conv.turns if t.timestamp is not None), default=None)
 
@@ -175,15 +175,17 @@ def evaluate(memory: Memory, dataset: BenchDataset, recipe: str, progress: bool)
     packed = MetricAccumulator()
     count = functools.lru_cache(maxsize=100_000)(count_tokens)
     timings: list[float] = []
+    steps: list[Any] = []
     questions = [(c, q) for c in dataset.conversations for q in c.questions if not q.abstention]
-    last = {c.id: _last_time(c) for c in dataset.conversations}
+    last = {c.id: last_time(c) for c in dataset.conversations}
     for conv, question in tqdm(questions, desc=f"search [{recipe}]", disable=not progress):
         started = time.perf_counter()
         hits = memory.search(
             question.text, user_id=conv.id, limit=SEARCH_DEPTH, recipe=recipe,
-            reference_time=question.asked_at or last[conv.id],
+            reference_time=question.asked_at or last[conv.id], explain=True,
         )  # fmt: skip
         timings.append((time.perf_counter() - started) * 1000)
+        steps.append((hits.explain or {}).get("timings_ms"))
         ranked = dedupe(s for h in hits for s in h.source_ids)
         metrics = _score(dataset, question, ranked)
         if metrics:
@@ -199,6 +201,7 @@ def evaluate(memory: Memory, dataset: BenchDataset, recipe: str, progress: bool)
             "queries": len(timings),
             "p50_ms": percentile(timings, 50) if timings else 0.0,
             "p95_ms": percentile(timings, 95) if timings else 0.0,
+            "steps_ms": mean_steps(steps),
         },
     }
 
@@ -215,18 +218,16 @@ def run(
         get_recipe(name)  # fail on a typo before the long ingest
     dataset = data if isinstance(data, BenchDataset) else load_dataset(data)
     reports = []
-    with tempfile.TemporaryDirectory(prefix="remem-bench-") as tmp:
-        config = MemoryConfig(StoreConfig(path=str(Path(tmp) / "bench.db")), EmbedderConfig())
-        with Memory(config, embedder=embedder) as memory:
-            # same run, same texts, same batches, interleaved; after the same warm-up
-            memory.embedder.embed([turn_embed_text(_message(t)) for t in _warmup(dataset)])
-            timing = ingest(memory, dataset, progress, paired=True)
-            for name in recipes:
-                report = _report(dataset, memory, name, timing)
-                report.update(evaluate(memory, dataset, name, progress))
-                reports.append(report)
-                if on_report:
-                    on_report(report)
+    with temporary_memory(embedder) as memory:
+        # same run, same texts, same batches, interleaved; after the same warm-up
+        memory.embedder.embed([turn_embed_text(_message(t)) for t in _warmup(dataset)])
+        timing = ingest(memory, dataset, progress, paired=True)
+        for name in recipes:
+            report = _report(dataset, memory, name, timing)
+            report.update(evaluate(memory, dataset, name, progress))
+            reports.append(report)
+            if on_report:
+                on_report(report)
     return reports
 
 

@@ -1,5 +1,5 @@
-"""``remem bench``: retrieval benchmarks (LoCoMo, LongMemEval), live search and concurrency
-speed, and vector index options."""
+"""``remem bench``: retrieval benchmarks (LoCoMo, LongMemEval), search latency against the
+query embedding, live search and concurrency speed, and vector index options."""
 
 from __future__ import annotations
 
@@ -12,6 +12,15 @@ import click
 from remem.bench import vectors as vector_bench
 from remem.bench.concurrency import run_concurrency
 from remem.bench.datasets import load_dataset
+from remem.bench.latency import (
+    DEFAULT_RECIPES,
+    ROUNDS,
+    STEPS_RECIPE,
+    TIMINGS_KEY,
+    USER_SIZE,
+    WARMUP,
+    run_latency,
+)
 from remem.bench.live import run_live
 from remem.bench.metrics import format_table
 from remem.bench.runner import run
@@ -49,8 +58,8 @@ KEY_METRICS = {
 @main.group()
 def bench() -> None:
     """Measure retrieval quality and speed on LoCoMo or LongMemEval files, search
-    speed while a conversation grows (live), and several processes on one file
-    (concurrency).
+    latency per recipe against the query embedding (latency), search speed while a
+    conversation grows (live), and several processes on one file (concurrency).
 
     Each run works in a fresh temporary database (your --db is not touched).
 
@@ -161,6 +170,11 @@ def _run_bench(
         for metric in KEY_METRICS[benchmark]:
             click.echo(f"\n{metric} per category:")
             click.echo(format_table(*_by_category(reports, metric)))
+        costs = _step_costs(reports, KEY_METRICS[benchmark])
+        if costs:
+            click.echo("\nwhat each step of default costs (mean ms per search) and gains "
+                       "(default minus default-no-<step>):")  # fmt: skip
+            click.echo(format_table(costs, list(next(iter(costs.values()))), "step"))
     payload: Any = reports[0] if len(reports) == 1 else reports
     if out is not None:
         try:
@@ -188,6 +202,29 @@ def _by_category(
         rows[report["recipe"]] = row
     columns = list(dict.fromkeys(c for row in rows.values() for c in row))
     return rows, columns, "recipe"
+
+
+def _step_costs(
+    reports: Sequence[Mapping[str, Any]], metrics: Sequence[str]
+) -> dict[str, dict[str, float]]:
+    """Per mechanism of ``default`` with an ablation in ``reports``: its mean
+    milliseconds per search in the default run and what it adds to each metric."""
+    by_name = {r["recipe"]: r for r in reports}
+    if "default" not in by_name:
+        return {}
+    base = by_name["default"]
+    steps = base["search"].get("steps_ms", {})
+    rows: dict[str, dict[str, float]] = {}
+    for name, report in by_name.items():
+        mechanism = name.removeprefix("default-no-")
+        if mechanism == name:
+            continue
+        row = {"ms": steps.get(mechanism, float("nan"))}
+        for metric in metrics:
+            with_it = base["retrieval"]["overall"].get(metric, float("nan"))
+            row[f"+{metric}"] = with_it - report["retrieval"]["overall"].get(metric, float("nan"))
+        rows[mechanism] = row
+    return rows
 
 
 def _present(columns: Sequence[str], rows: Mapping[str, Mapping[str, float]]) -> list[str]:
@@ -393,6 +430,89 @@ def _echo_size(result: Mapping[str, Any]) -> None:
         f"query embedding p50 {row['embed_p50']:.1f} ms",
         err=True,
     )
+
+
+@bench.command("latency")
+@click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A LoCoMo or LongMemEval file: time its conversation closest to 600 turns, "
+              "with its own questions, instead of synthetic chat.")  # fmt: skip
+@click.option("--recipe", "recipes", multiple=True, callback=check_recipes,
+              default=DEFAULT_RECIPES, show_default=True,
+              help=f"Recipe to time (repeatable): {RECIPE_HELP}.")  # fmt: skip
+@click.option("--user-size", type=click.IntRange(0, 1_000_000), default=USER_SIZE,
+              show_default=True,
+              help="Turns of synthetic chat in the user scope; 0 skips that scope.")  # fmt: skip
+@click.option("--rounds", type=click.IntRange(1, 10_000), default=ROUNDS, show_default=True,
+              help="Queries timed per scope, after 5 uncounted warm-up rounds.")  # fmt: skip
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the report as JSON.")  # fmt: skip
+@click.option("--no-progress", is_flag=True, help="Hide the progress bars.")
+@pass_state
+def latency(
+    state: State,
+    data: Path | None,
+    recipes: tuple[str, ...],
+    user_size: int,
+    rounds: int,
+    out: Path | None,
+    no_progress: bool,
+) -> None:
+    """Search time per recipe beside the query embedding's, measured in the same run.
+
+    Two scopes, each in a fresh temporary database: a conversation of about 600
+    turns (synthetic chat, or the --data conversation closest to that size) and
+    one user with --user-size turns. Each round embeds the query alone, then
+    searches once per recipe; p50/p95 in milliseconds, wall clock around each
+    call, and each recipe's p50 as a multiple of the embedding's. Then the mean
+    time of each step of the default recipe, from its explain output.
+
+    \b
+    Example:
+      remem bench latency --recipe default --recipe bm25 --user-size 10000 --out latency.json
+    """
+    if out is not None:
+        _check_writable(out)
+    dataset = load_dataset(data) if data is not None else None
+    embedder = create_embedder(load_settings(state.db).embedder)
+
+    def show(scope: Mapping[str, Any]) -> None:
+        click.echo(_latency_block(scope, embedder.model_id, rounds))
+
+    try:
+        report = run_latency(dataset, recipes, user_size, rounds, embedder,
+                             progress=not no_progress,
+                             on_scope=None if state.as_json else show)  # fmt: skip
+    finally:
+        embedder.close()
+    _write_out(out, report)
+    if state.as_json:
+        click.echo(to_json(report))
+
+
+LATENCY_COLUMNS = ("p50", "p95", "x embed", "p95/p50")
+
+
+def _latency_row(timing: Mapping[str, float], over_embed: float) -> dict[str, float]:
+    return {"p50": timing["p50_ms"], "p95": timing["p95_ms"], "x embed": over_embed,
+            "p95/p50": timing["p95_over_p50"]}  # fmt: skip
+
+
+def _latency_block(scope: Mapping[str, Any], embedder: str, rounds: int) -> str:
+    """One scope: a header, the table (embed, then each recipe) and the step means."""
+    embed = scope["embed_query"]
+    rows = {"embed": _latency_row(embed, 1.0)}
+    for name, timing in scope["recipes"].items():
+        rows[name] = _latency_row(timing, timing["over_embed_p50"])
+    steps = scope["steps_ms"]
+    breakdown = ("  ".join(f"{step} {ms:.2f}" for step, ms in steps.items()) if steps
+                 else f"not reported (search's explain output has no {TIMINGS_KEY!r})")  # fmt: skip
+    return "\n".join([
+        f"\nlatency  {scope['scope']} scope: {scope['turns']:,} turns, {scope['memories']:,} "
+        f"memories ({scope['source']}, {scope['queries']} distinct queries)",
+        f"embedder={embedder}  {rounds} rounds after {WARMUP} warm-up  (ms)",
+        format_table(rows, LATENCY_COLUMNS, "search"),
+        f"{STEPS_RECIPE} steps, mean ms: {breakdown}",
+    ])  # fmt: skip
 
 
 @bench.command("concurrency")
