@@ -137,6 +137,13 @@ def keyword_terms(text: str) -> list[str]:
     return [stem(t) if not t.isdigit() else t for t in _TOKEN.findall(_fold(text))]
 
 
+@lru_cache(maxsize=16384)
+def query_terms(word: str) -> tuple[str, ...]:
+    """``keyword_terms`` of one query word or entity key, remembered: searches ask for the
+    same few thousand words again and again."""
+    return tuple(keyword_terms(word))
+
+
 def stems(text: str) -> list[str]:
     """Stemmed words of ``text``: the terms of the session keyword index."""
     return [stem(w) for w in words(text)]

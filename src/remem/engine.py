@@ -316,12 +316,10 @@ class Memory:
         with self.index.open(flt) as index:  # one snapshot for every read below
             timings["open"] = _ms(opened)
             run = run_search(self.store, index, vector, text, flt, chosen, limit, utcnow(),
-                             reference, rerank)  # fmt: skip
+                             reference, rerank, explain)  # fmt: skip
             fetched = time.perf_counter()
-            records = {
-                r.id: r
-                for r in self.store.get_memories(self.namespace, [c.id for c in run.candidates])
-            }
+            rows = [index.row_of[c.id] for c in run.candidates]
+            records = {r.id: r for r in index.records(rows, self._load)}
             timings["fetch"] = _ms(fetched)
         hits = tuple(
             SearchHit(records[c.id], c.score, c.scores, rank, c.channels)
@@ -330,6 +328,9 @@ class Memory:
         took = _ms(started)
         info = _explained(run.analysis, flt, timings, took) if explain else None
         return SearchResults(query=text, recipe=chosen.name, hits=hits, took_ms=took, explain=info)
+
+    def _load(self, ids: builtins.list[str]) -> builtins.list[MemoryRecord]:
+        return self.store.get_memories(self.namespace, ids)
 
     def _embed_later(self, text: str, timings: dict[str, float]) -> Future[Vector]:
         """The query's embedding (its time in ``timings``): from a remote embedder, computed

@@ -11,7 +11,7 @@ scope's live rows: no other scope's data can move its scores.
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from typing import Any, TypeVar
@@ -19,16 +19,17 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from remem.annotations import TimeLink, keyword_terms, stem, time_links, words
+from remem.annotations import TimeLink, keyword_terms, query_terms, stem, time_links, words
 from remem.index import bm25
 from remem.index.rules import entity_rows
-from remem.models import MEMORY_KINDS
+from remem.models import MEMORY_KINDS, MemoryRecord
 from remem.stores.base import Changes, EntityRow, IndexRow, MemoryFilter, session_key
 
 T = TypeVar("T")
 Mask = npt.NDArray[np.bool_]
 Rows = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
+RECORDS_KEPT = 512  # memory records kept per scope index for the hits searches return
 _FAR = np.datetime64("9999-12-31T23:59:59", "us")
 _NEVER = np.datetime64("0001-01-01T00:00:00", "us")
 
@@ -77,6 +78,7 @@ class LiveScope:
         self._alive, self._current = _Column(np.bool_), _Column(np.bool_)
         self._kind = _Column(np.int8)
         self._when, self._expiry = _Column("datetime64[us]"), _Column("datetime64[us]")
+        self._expiring = 0  # rows ever added with an expiry time
         self._said = _Column("datetime64[D]")
         self._length = _Column(np.float64)
         self._vectors: _Column | None = None
@@ -108,6 +110,7 @@ class LiveScope:
         self.slots: dict[tuple[str, int], int] = {}  # (session, position) -> turn row
         self._adjacent = _Column(np.int64, 2)  # per row: the turn rows before and after
         self.memo: dict[str, Any] = {}
+        self._records: OrderedDict[int, MemoryRecord] = OrderedDict()
 
     # -- taking in changes ---------------------------------------------------------------
 
@@ -142,6 +145,7 @@ class LiveScope:
         said = row.occurred_at
         self._said.append(np.datetime64(said.date(), "D") if said else np.datetime64("NaT"))
         self._expiry.append(_when(row.expires_at) if row.expires_at is not None else _FAR)
+        self._expiring += row.expires_at is not None
         self._add_vector(row.vector)
         self._index_terms(r, row.index_text)
         self._adjacent.append((-1, -1))
@@ -156,6 +160,7 @@ class LiveScope:
         r = self.row_of.pop(memory_id, None)
         if r is None:
             return
+        self._records.pop(r, None)
         self._alive.data[r] = False
         text, index_text = self._texts[r]
         terms = Counter(keyword_terms(index_text))
@@ -295,6 +300,28 @@ class LiveScope:
         mem, ent, weight = (c.view()[keep] for c in self._edges)
         return mem, ent, weight
 
+    def records(
+        self, rows: Sequence[int], load: Callable[[list[str]], list[MemoryRecord]]
+    ) -> list[MemoryRecord]:
+        """The memory records of ``rows``, read with ``load`` (by id) when not kept. A row is
+        one state of a memory (a change appends a new row), so a kept record is exactly
+        what the store holds at this index's revision; the last ``RECORDS_KEPT`` are kept."""
+        kept = self._records
+        missing = [self.ids[r] for r in rows if r not in kept]
+        if missing:
+            for record in load(missing):
+                row = self.row_of.get(record.id)
+                if row is not None:
+                    kept[row] = record
+        out = []
+        for r in rows:
+            if r in kept:
+                kept.move_to_end(r)
+                out.append(kept[r])
+        while len(kept) > RECORDS_KEPT:
+            kept.popitem(last=False)
+        return out
+
     def memo_get(self, name: str, build: Callable[[LiveScope], T]) -> T:
         """A structure derived from the index, built once until the index changes."""
         if name not in self.memo:
@@ -303,11 +330,23 @@ class LiveScope:
         return value
 
     def mask(self, flt: MemoryFilter, now: datetime) -> Mask:
-        """Rows the filter admits (kinds, time bounds, metadata, ids, current, expiry)."""
+        """Rows the filter admits (kinds, time bounds, metadata, ids, current, expiry). The
+        part that does not move with the clock is kept until the index changes."""
+        key = "mask:" + repr((flt.current_only, flt.kinds, flt.since, flt.until, flt.ids,
+                              sorted(flt.metadata.items())))  # fmt: skip
+        fixed: Mask | None = self.memo.get(key)
+        if fixed is None:
+            fixed = self.memo[key] = self._fixed_mask(flt)
+            fixed.flags.writeable = False  # shared by every search until the index changes
+        if not (flt.current_only and self._expiring):
+            return fixed
+        out: Mask = fixed & (self._expiry.view() > np.datetime64(now, "us"))
+        return out
+
+    def _fixed_mask(self, flt: MemoryFilter) -> Mask:
         out: Mask = self._alive.view().copy()
         if flt.current_only:
             out &= self._current.view()
-            out &= self._expiry.view() > np.datetime64(now, "us")
         if flt.kinds:
             codes = [MEMORY_KINDS.index(k) for k in flt.kinds if k in MEMORY_KINDS]
             out &= np.isin(self._kind.view(), codes)
@@ -335,7 +374,7 @@ class LiveScope:
     def keyword_scores(self, terms: Iterable[str], mask: Mask) -> tuple[Rows, Floats]:
         """Every row the mask admits that matches a term, and its BM25 score (unordered).
         Costs the matches, not the scope: no array the size of the scope is touched."""
-        wanted = dict.fromkeys(t for term in terms for t in keyword_terms(term))
+        wanted = dict.fromkeys(t for term in terms for t in query_terms(term))
         found = [hit for term in wanted if (hit := self._term_hits(term)) is not None]
         found_rows, found_scores = [r for r, _ in found], [s for _, s in found]
         if not found_rows:

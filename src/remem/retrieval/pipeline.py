@@ -87,8 +87,11 @@ def multihop_step(run: Run, ranking: Ranking) -> None:
     scale = recipe.multihop * ranking.peak() / expansion[0][1]
     deltas = np.zeros(len(run.index))
     for key, w in expansion:
-        rows, scores = top(*run.index.keyword_scores(terms(key), run.mask), recipe.candidates)
-        deltas[rows] = np.maximum(deltas[rows], scale * w * fusion.max_normalized(scores))
+        rows, scores = run.index.keyword_scores(terms(key), run.mask)
+        if rows.size > recipe.candidates:
+            rows, scores = top(rows, scores, recipe.candidates)
+        if rows.size:
+            deltas[rows] = np.maximum(deltas[rows], scale * w * scores / scores.max())
     deltas[seeds] = 0.0
     rows = np.flatnonzero(deltas)
     ranking.add("multihop", rows, deltas[rows])

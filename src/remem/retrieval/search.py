@@ -47,6 +47,7 @@ def search(
     now: datetime,
     reference: datetime | None = None,
     rerank: Rerank | None = None,
+    explain: bool = False,
 ) -> SearchRun:
     """The top ``limit`` memories for a query, and what the pipeline decided.
 
@@ -55,7 +56,8 @@ def search(
     ``Future`` lets the keyword work run while it is computed); ``now`` is the clock (for
     expiry); ``reference`` is what relative time expressions in the question are resolved
     against (default ``now``); ``rerank`` scores (question, text) pairs when the recipe
-    names a reranker. ``SearchRun.analysis["timings_ms"]`` has each stage's milliseconds.
+    names a reranker. ``explain`` fills ``SearchRun.analysis`` (with ``timings_ms``, each
+    stage's milliseconds).
     """
     run = Run(store, index, vector, query, replace(flt, kinds=flt.kinds or HIT_KINDS), recipe,
               now, rerank=rerank)  # fmt: skip
@@ -77,7 +79,7 @@ def search(
         for i, (r, s) in enumerate(zip(rows.tolist(), scores.tolist(), strict=True))
     ]
     run.timed("rank", started)
-    return SearchRun(candidates, _explain(run, ranking))
+    return SearchRun(candidates, _explain(run, ranking) if explain else {})
 
 
 def _known(run: Run) -> Mapping[str, str]:
