@@ -425,10 +425,16 @@ class LiveScope:
         # einsum, not BLAS: OpenBLAS's threads and onnxruntime's (which spin for a while
         # after embedding the query) fight over the two cores; one thread scans 10k
         # vectors right after an embedding in 0.7 ms where BLAS took 3 ms (README)
-        unit = _unit(vector)
-        scores = np.einsum("ij,j->i", self._vectors.view(), unit).astype(np.float64)
-        rows = np.flatnonzero(mask & self._has_vector.view())
-        return top(rows, scores[rows], limit)
+        scores = np.einsum("ij,j->i", self._vectors.view(), _unit(vector))
+        admitted = mask & self._has_vector.view()
+        count = int(np.count_nonzero(admitted))
+        k = min(limit, count)
+        if k <= 0:
+            return _NO_ROWS, _NO_SCORES
+        scores[~admitted] = -np.inf
+        rows = np.argpartition(-scores, k - 1)[:k] if k < scores.size else np.arange(k)
+        order = np.lexsort((rows, -scores[rows]))
+        return rows[order], scores[rows[order]].astype(np.float64)
 
     def named(self, rows: Rows, scores: Floats) -> list[tuple[str, float]]:
         """Rows and scores as (memory id, score) pairs."""
