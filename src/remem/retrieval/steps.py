@@ -8,14 +8,13 @@ per candidate, so a step costs a few array operations whatever the pool's size.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from remem.annotations import TimeLink
-from remem.times import TimeSpan, month_day_match
+from remem.times import TimeSpan
 
 Rows = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
@@ -110,29 +109,6 @@ def diversify(scores: Floats, sessions: Rows, penalty: float) -> Floats:
     return out
 
 
-def _overlap_days(a_start: date, a_end: date, b_start: date, b_end: date) -> int:
-    return max(0, (min(a_end, b_end) - max(a_start, b_start)).days + 1)
-
-
-def _in_year(window: TimeSpan, year: int) -> tuple[date, date] | None:
-    """A recurring window moved to ``year`` (None when that year has no such day)."""
-    try:
-        shift = year - window.start.year
-        return window.start.replace(year=year), window.end.replace(year=window.end.year + shift)
-    except ValueError:
-        return None
-
-
-def period_match(window: TimeSpan, start: date, end: date) -> float:
-    """Share of the period [start, end] that lies in the window (any year if recurring)."""
-    spans = [(window.start, window.end)]
-    if window.recurring:
-        years = {start.year - 1, start.year, end.year}
-        spans = [s for y in years if (s := _in_year(window, y)) is not None]
-    length = (end - start).days + 1
-    return max((_overlap_days(start, end, a, b) / length for a, b in spans), default=0.0)
-
-
 SAID_FIT = 0.6  # a memory said inside the window, mentioning no other time
 
 
@@ -160,7 +136,9 @@ def said_within(windows: Sequence[TimeSpan], said: npt.NDArray[Any]) -> npt.NDAr
 
 
 def period_shares(window: TimeSpan, starts: Days, ends: Days) -> Floats:
-    """``period_match`` over columns of periods at once (first and last days)."""
+    """For each period (first and last days, as columns), the share of it that lies in
+    the window; a recurring window ("in May") counts in the period's year, the year
+    before and its last year, whichever overlaps most."""
     length = (ends - starts).astype(np.int64) + 1
     spans: list[tuple[Any, Any, Any]]
     if not window.recurring:
@@ -177,8 +155,8 @@ def period_shares(window: TimeSpan, starts: Days, ends: Days) -> Floats:
 
 
 def _moved(window: TimeSpan, years: Rows) -> tuple[Days, Days, npt.NDArray[np.bool_]]:
-    """A recurring window moved to each of ``years`` (``_in_year`` over a column): its
-    first and last days, and whether that year has them (no 29 February)."""
+    """A recurring window moved to each of ``years``: its first and last days, and
+    whether that year has them (no 29 February)."""
     first, ok_first = _day_in(years, window.start)
     final, ok_final = _day_in(years + (window.end.year - window.start.year), window.end)
     return first, final, ok_first & ok_final
@@ -195,25 +173,9 @@ def time_fit(
     mentioned: Floats, said: npt.NDArray[np.bool_], dated: npt.NDArray[np.bool_]
 ) -> Floats:
     """How well memories fit the question's time windows, from 0 to 1: ``mentioned``
-    (the best share of a period they mention inside a window), or, when said inside a
-    window, ``SAID_FIT`` (0.2 if they mention periods, none of them inside)."""
+    (the best share of a period they mention inside a window: "yesterday" said on 8 May
+    fits "7 May" fully), or, when said inside a window, ``SAID_FIT`` (0.2 if they mention
+    periods, none of them inside: "last year")."""
     when_said = np.where(dated & (mentioned == 0), 0.2, SAID_FIT)
     out: Floats = np.where(said, np.maximum(mentioned, when_said), mentioned)
     return out
-
-
-def time_match(
-    windows: Sequence[TimeSpan], said: datetime | None, mentions: Sequence[TimeLink]
-) -> float:
-    """How well one memory fits the question's time windows, from 0 to 1 (``time_fit``).
-
-    A period the memory mentions counts by the share of it inside a window ("yesterday"
-    said on 8 May fits "7 May" fully); otherwise being said inside the window counts 0.6,
-    or 0.2 when the memory points at some other time ("last year").
-    """
-    periods = [link for link in mentions if link.kind != "vague"]
-    mentioned = max((period_match(w, p.start, p.end) for w in windows for p in periods),
-                    default=0.0)  # fmt: skip
-    inside = said is not None and any(month_day_match(w, said.date()) for w in windows)
-    fit = time_fit(np.array([mentioned]), np.array([inside]), np.array([bool(periods)]))
-    return float(fit[0])
