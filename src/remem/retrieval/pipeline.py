@@ -1,8 +1,8 @@
 """The retrieval pipeline: first-stage channels and fusion, then each step in order.
 
 Each step is a named function that reads the current ranking and adds to it, recording
-what it added per memory (``Ranking.parts``) for ``explain``; a recipe field at 0
-switches a step off. ``PIPELINE`` gives the order: the steps that gather evidence
+what it added (``Ranking.steps``; ``Ranking.parts`` per hit) for ``explain``; a recipe
+field at 0 switches a step off. ``PIPELINE`` gives the order: the steps that gather evidence
 (multi-hop, graph, neighbours, sessions) run before the question-type steps (time,
 temporal intent, list diversity), which work relative to the gathered scores; the
 optional reranker runs last.
