@@ -30,6 +30,7 @@ Mask = npt.NDArray[np.bool_]
 Rows = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
 RECORDS_KEPT = 512  # memory records kept per scope index for the hits searches return
+QUERIES_KEPT = 1024  # keyword matches kept per scope index, by the query's terms
 _FAR = np.datetime64("9999-12-31T23:59:59", "us")
 _NEVER = np.datetime64("0001-01-01T00:00:00", "us")
 
@@ -111,6 +112,7 @@ class LiveScope:
         self._adjacent = _Column(np.int64, 2)  # per row: the turn rows before and after
         self.memo: dict[str, Any] = {}
         self._records: OrderedDict[int, MemoryRecord] = OrderedDict()
+        self._matches: OrderedDict[tuple[str, ...], tuple[Rows, Floats]] = OrderedDict()
 
     # -- taking in changes ---------------------------------------------------------------
 
@@ -123,6 +125,7 @@ class LiveScope:
             self._append(row)
         if changes.deleted or changes.rows:
             self.memo.clear()
+            self._matches.clear()
         self.revision = changes.revision
 
     def _append(self, row: IndexRow) -> None:
@@ -373,15 +376,28 @@ class LiveScope:
 
     def keyword_scores(self, terms: Iterable[str], mask: Mask) -> tuple[Rows, Floats]:
         """Every row the mask admits that matches a term, and its BM25 score (unordered).
-        Costs the matches, not the scope: no array the size of the scope is touched."""
-        wanted = dict.fromkeys(t for term in terms for t in query_terms(term))
-        found = [hit for term in wanted if (hit := self._term_hits(term)) is not None]
-        found_rows, found_scores = [r for r, _ in found], [s for _, s in found]
-        if not found_rows:
-            return _NO_ROWS, _NO_SCORES
-        rows, scores = sum_by_row(found_rows, found_scores)
-        keep = mask[rows] & (scores > 0)
+        Costs the matches, not the scope: no array the size of the scope is touched; the
+        last ``QUERIES_KEPT`` term sets' matches are kept until the index changes."""
+        wanted = tuple(dict.fromkeys(t for term in terms for t in query_terms(term)))
+        found = self._matches.get(wanted)
+        if found is None:
+            found = self._match(wanted)
+            self._matches[wanted] = found
+            if len(self._matches) > QUERIES_KEPT:
+                self._matches.popitem(last=False)
+        else:
+            self._matches.move_to_end(wanted)
+        rows, scores = found
+        keep = mask[rows]
         return rows[keep], scores[keep]
+
+    def _match(self, wanted: tuple[str, ...]) -> tuple[Rows, Floats]:
+        found = [hit for term in wanted if (hit := self._term_hits(term)) is not None]
+        if not found:
+            return _NO_ROWS, _NO_SCORES
+        rows, scores = sum_by_row([r for r, _ in found], [s for _, s in found])
+        positive = scores > 0
+        return rows[positive], scores[positive]
 
     def _term_hits(self, term: str) -> tuple[Rows, Floats] | None:
         """One term's rows and BM25 scores (kept until the index next changes)."""
