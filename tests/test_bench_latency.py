@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from remem.bench.datasets import load_dataset
-from remem.bench.latency import WARMUP, pick_conversation, run_latency
+from remem.bench.latency import WARMUP, distinct_queries, pick_conversation, run_latency
 from remem.bench.metrics import mean_steps
 from remem.cli.main import main
 from remem.embedders.base import Embedder
@@ -79,6 +79,13 @@ def test_run_latency_asks_a_dataset_conversation_its_own_questions(embedder: Emb
     _check_scope(scope, "conversation", 18, ["bm25"])
     assert scope["source"] == "locomo_tiny.json conv-a"
     assert scope["queries"] == 4  # its 4 questions, asked in turn over the 7 rounds
+
+
+def test_synthetic_queries_never_repeat_and_are_the_same_every_run() -> None:
+    # a repeated query would find its keyword matches and records kept, and look faster
+    queries = distinct_queries(150)
+    assert len(set(queries)) == 150
+    assert distinct_queries(150) == queries
 
 
 def test_pick_conversation_takes_the_closest_size_with_questions() -> None:
