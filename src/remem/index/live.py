@@ -14,7 +14,7 @@ import math
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -26,11 +26,12 @@ from remem.models import MEMORY_KINDS, MemoryRecord
 from remem.stores.base import Changes, EntityRow, IndexRow, MemoryFilter, session_key
 
 T = TypeVar("T")
+K = TypeVar("K")
 Mask = npt.NDArray[np.bool_]
 Rows = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
 RECORDS_KEPT = 512  # memory records kept per scope index for the hits searches return
-QUERIES_KEPT = 1024  # keyword matches kept per scope index, by the query's terms
+MASKS_KEPT = 16  # filter masks kept per scope index
 _FAR = np.datetime64("9999-12-31T23:59:59", "us")
 _NEVER = np.datetime64("0001-01-01T00:00:00", "us")
 
@@ -112,7 +113,8 @@ class LiveScope:
         self._adjacent = _Column(np.int64, 2)  # per row: the turn rows before and after
         self.memo: dict[str, Any] = {}
         self._records: OrderedDict[int, MemoryRecord] = OrderedDict()
-        self._matches: OrderedDict[tuple[str, ...], tuple[Rows, Floats]] = OrderedDict()
+        self._matches: _Kept[tuple[str, ...], tuple[Rows, Floats]] = _Kept()
+        self._masks: _Kept[str, Mask] = _Kept()
 
     # -- taking in changes ---------------------------------------------------------------
 
@@ -126,6 +128,7 @@ class LiveScope:
         if changes.deleted or changes.rows:
             self.memo.clear()
             self._matches.clear()
+            self._masks.clear()
         self.revision = changes.revision
 
     def _append(self, row: IndexRow) -> None:
@@ -337,10 +340,11 @@ class LiveScope:
         part that does not move with the clock is kept until the index changes."""
         key = "mask:" + repr((flt.current_only, flt.kinds, flt.since, flt.until, flt.ids,
                               sorted(flt.metadata.items())))  # fmt: skip
-        fixed: Mask | None = self.memo.get(key)
+        fixed = self._masks.get(key)
         if fixed is None:
-            fixed = self.memo[key] = self._fixed_mask(flt)
+            fixed = self._fixed_mask(flt)
             fixed.flags.writeable = False  # shared by every search until the index changes
+            self._masks.put(key, fixed, fixed.size, MASKS_KEPT * max(len(self.ids), 1))
         if not (flt.current_only and self._expiring):
             return fixed
         out: Mask = fixed & (self._expiry.view() > np.datetime64(now, "us"))
@@ -377,16 +381,13 @@ class LiveScope:
     def keyword_scores(self, terms: Iterable[str], mask: Mask) -> tuple[Rows, Floats]:
         """Every row the mask admits that matches a term, and its BM25 score (unordered).
         Costs the matches, not the scope: no array the size of the scope is touched; the
-        last ``QUERIES_KEPT`` term sets' matches are kept until the index changes."""
+        latest term sets' matches are kept until the index changes (in all at most four
+        rows per row of the scope)."""
         wanted = tuple(dict.fromkeys(t for term in terms for t in query_terms(term)))
         found = self._matches.get(wanted)
         if found is None:
             found = self._match(wanted)
-            self._matches[wanted] = found
-            if len(self._matches) > QUERIES_KEPT:
-                self._matches.popitem(last=False)
-        else:
-            self._matches.move_to_end(wanted)
+            self._matches.put(wanted, found, found[0].size, 4 * len(self.ids) + 65536)
         rows, scores = found
         keep = mask[rows]
         return rows[keep], scores[keep]
@@ -522,6 +523,34 @@ class LiveScope:
 
 
 _MISSING = object()
+
+
+class _Kept(Generic[K, T]):
+    """The most recently used values, dropped oldest first once their sizes (array
+    cells) add up to more than the bound given with the newest."""
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[K, tuple[T, int]] = OrderedDict()
+        self._used = 0
+
+    def get(self, key: K) -> T | None:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        self._items.move_to_end(key)
+        return item[0]
+
+    def put(self, key: K, value: T, size: int, bound: int) -> None:
+        old = self._items.pop(key, None)
+        self._used += size - (old[1] if old else 0)
+        self._items[key] = (value, size)
+        while self._used > bound and len(self._items) > 1:
+            _, (_, dropped) = self._items.popitem(last=False)
+            self._used -= dropped
+
+    def clear(self) -> None:
+        self._items.clear()
+        self._used = 0
 
 
 def _unit(vector: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
