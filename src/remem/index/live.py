@@ -472,21 +472,27 @@ class LiveScope:
         wanted = sorted({stem(w) for term in terms for w in words(term)})
         if not wanted or self._session_count <= 0:
             return _NO_ROWS, _NO_SCORES
-        mean = self._session_words_total / self._session_count
-        lengths = self._session_length.view()
-        found_codes, found_scores = [], []
-        for term in wanted:
-            postings = self._session_postings.get(term)
-            if not postings:
-                continue
-            codes = np.fromiter(postings.keys(), dtype=np.int64, count=len(postings))
-            tf = np.fromiter(postings.values(), dtype=np.float64, count=len(postings))
-            weight = bm25.idf(self._session_count, len(postings))
-            found_codes.append(codes)
-            found_scores.append(bm25.term_scores(tf, lengths[codes], mean, weight))
+        found = [hit for term in wanted if (hit := self._session_hits(term)) is not None]
+        found_codes, found_scores = [c for c, _ in found], [s for _, s in found]
         if not found_codes:
             return _NO_ROWS, _NO_SCORES
         return sum_by_row(found_codes, found_scores)
+
+    def _session_hits(self, term: str) -> tuple[Rows, Floats] | None:
+        """One stem's sessions (codes) and BM25 scores (kept until the index changes)."""
+        key = f"sessions:{term}"
+        hit: tuple[Rows, Floats] | None = self.memo.get(key)
+        if hit is None:
+            postings = self._session_postings.get(term)
+            if not postings:
+                return None
+            codes = np.fromiter(postings.keys(), dtype=np.int64, count=len(postings))
+            tf = np.fromiter(postings.values(), dtype=np.float64, count=len(postings))
+            mean = self._session_words_total / self._session_count
+            weight = bm25.idf(self._session_count, len(postings))
+            scores = bm25.term_scores(tf, self._session_length.view()[codes], mean, weight)
+            hit = self.memo[key] = (codes, scores)
+        return hit
 
     def session_codes(self) -> Rows:
         """Each row's session as a small integer (``session_keys`` names them)."""
