@@ -219,3 +219,22 @@ def test_entities_known_to_another_writer_are_found(tmp_path: Path, embedder: Em
     assert {"oscar", "tate modern"} <= keys
     first.close()
     second.close()
+
+
+def test_kept_keyword_matches_stay_within_their_bound() -> None:
+    """However many different queries arrive between writes, the matches kept for them
+    stay within four rows per row of the scope (plus a small floor), newest kept."""
+    index = LiveScope()
+    words = [f"w{i}" for i in range(400)]
+    rows = [row(f"m{i}", " ".join(words[i % 400 : i % 400 + 50]), position=i + 1)
+            for i in range(2000)]  # fmt: skip
+    index.apply(Changes(1, tuple(rows)))
+    mask = index.mask(MemoryFilter("default"), T0)
+    bound = 4 * len(index) + 65536
+    for n in range(1, 400):
+        index.keyword_scores(words[:n], mask)
+        assert index._matches._used <= bound
+    latest = tuple(keyword_terms(" ".join(words[:399])))
+    assert index._matches.get(latest) is not None
+    index.apply(Changes(2, (row("m-new", "w0 fresh"),)))
+    assert index._matches._used == 0  # a change drops every kept match

@@ -1,0 +1,101 @@
+"""What a scope index keeps between searches never outlives the state it was read from.
+
+Each test searches first (so the per-index caches fill: keyword matches, filter masks,
+hit records, term scores), then changes the store, from this process or another
+``Memory`` on the same file, and checks the next search sees exactly the new state.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from remem import Memory
+from remem.embedders.base import Embedder
+from remem.util import utcnow
+
+
+@pytest.fixture()
+def pair(tmp_path: Path, embedder: Embedder) -> tuple[Memory, Memory]:
+    """Two Memory objects on one file: a reader with warm caches and a separate writer."""
+    reader = Memory(tmp_path / "m.db", embedder=embedder)
+    writer = Memory(tmp_path / "m.db", embedder=embedder)
+    reader.add([{"content": "I play jazz piano on Fridays", "id": "j1"},
+                {"content": "We hiked to the lake", "id": "h1"}],
+               user_id="ana", session_id="s1", metadata={"topic": "music"})  # fmt: skip
+    yield reader, writer
+    reader.close()
+    writer.close()
+
+
+def _texts(memory: Memory, query: str, **options: object) -> list[str]:
+    return [h.text for h in memory.search(query, user_id="ana", **options)]  # type: ignore[arg-type]
+
+
+def test_a_new_memory_is_found_after_its_query_was_cached(pair: tuple[Memory, Memory]) -> None:
+    reader, writer = pair
+    before = _texts(reader, "jazz", recipe="bm25")
+    assert _texts(reader, "jazz", recipe="bm25") == before  # served from the kept matches
+    writer.add("My jazz trio plays on Sunday", user_id="ana", session_id="s2")
+    after = _texts(reader, "jazz", recipe="bm25")
+    assert len(after) == len(before) + 1
+    assert any("trio" in text for text in after)
+
+
+def test_an_updated_memory_is_returned_as_it_is_now(pair: tuple[Memory, Memory]) -> None:
+    reader, writer = pair
+    (hit,) = reader.search("jazz piano", user_id="ana", recipe="bm25", limit=1)
+    writer.update(hit.memory.id, text="user: I play jazz guitar on Fridays",
+                  metadata={"topic": "guitar"})  # fmt: skip
+    (again,) = reader.search("jazz", user_id="ana", recipe="bm25", limit=1)
+    assert again.memory.id == hit.memory.id
+    assert again.text == "user: I play jazz guitar on Fridays"
+    assert again.memory.metadata == {"topic": "guitar"}
+
+
+def test_a_metadata_filter_follows_the_changed_metadata(pair: tuple[Memory, Memory]) -> None:
+    reader, writer = pair
+    music = {"topic": "music"}
+    hits = reader.search("jazz", user_id="ana", metadata=music, recipe="bm25")
+    assert len(hits) == 1  # the filter's mask is now kept
+    writer.update(hits[0].memory.id, metadata={"topic": "other"})
+    assert reader.search("jazz", user_id="ana", metadata=music, recipe="bm25").hits == ()
+    assert len(reader.search("jazz", user_id="ana", metadata={"topic": "other"})) == 1
+
+
+def test_a_deleted_memory_is_gone_from_every_cached_path(pair: tuple[Memory, Memory]) -> None:
+    reader, writer = pair
+    (hit,) = reader.search("jazz", user_id="ana", recipe="default", limit=1)
+    writer.delete(hit.memory.id)
+    for recipe in ("bm25", "dense", "default"):
+        found = reader.search("jazz", user_id="ana", recipe=recipe)
+        assert hit.memory.id not in {h.memory.id for h in found}
+
+
+def test_an_expired_memory_drops_out_although_nothing_was_written(
+    pair: tuple[Memory, Memory],
+) -> None:
+    reader, writer = pair
+    (hit,) = reader.search("jazz", user_id="ana", recipe="bm25", limit=1)
+    writer.update(hit.memory.id, expires_at=utcnow() + timedelta(seconds=1))
+    assert [h.memory.id for h in reader.search("jazz", user_id="ana", recipe="bm25")] == [
+        hit.memory.id
+    ]  # the mask for this filter is now kept, with the expiry still ahead
+    time.sleep(1.2)
+    assert reader.search("jazz", user_id="ana", recipe="bm25").hits == ()
+
+
+def test_kept_records_are_per_scope_and_namespace(tmp_path: Path, embedder: Embedder) -> None:
+    path = tmp_path / "m.db"
+    with Memory(path, embedder=embedder) as a, Memory(path, embedder=embedder,
+                                                      namespace="other") as b:  # fmt: skip
+        a.add("jazz on Friday", user_id="ana")
+        b.add("jazz on Friday", user_id="ana")
+        (hit_a,) = a.search("jazz", user_id="ana")
+        (hit_b,) = b.search("jazz", user_id="ana")
+        assert hit_a.memory.id != hit_b.memory.id
+        namespaces = (hit_a.memory.scope.namespace, hit_b.memory.scope.namespace)
+        assert namespaces == ("default", "other")
