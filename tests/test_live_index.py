@@ -238,3 +238,33 @@ def test_kept_keyword_matches_stay_within_their_bound() -> None:
     assert index._matches.get(latest) is not None
     index.apply(Changes(2, (row("m-new", "w0 fresh"),)))
     assert index._matches._used == 0  # a change drops every kept match
+
+
+def test_scope_indexes_beyond_the_memory_budget_are_dropped_oldest_first(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    memory = Memory(tmp_path / "m.db", embedder=embedder)
+    for user in ("ana", "bo", "cy"):
+        memory.add([{"content": f"{user} line {i} about pottery"} for i in range(20)],
+                   user_id=user)  # fmt: skip
+    memory.search("pottery", user_id="ana")
+    one = next(iter(memory.index._entries.values())).scope.nbytes()
+    assert one > 0
+    memory.index.budget = int(2.5 * one)  # room for two scopes of this size
+    for user in ("ana", "bo", "cy"):
+        assert memory.search("pottery", user_id=user)[0].memory.scope.user_id == user
+    kept = [key.user_id for key in memory.index._entries]
+    assert kept == ["bo", "cy"]  # ana's, the least recently searched, was dropped
+    assert memory.search("pottery", user_id="ana")[0].memory.scope.user_id == "ana"  # rebuilt
+    assert [key.user_id for key in memory.index._entries] == ["cy", "ana"]
+    memory.close()
+
+
+def test_index_memory_budget_is_checked(tmp_path: Path, embedder: Embedder) -> None:
+    from remem import InvalidInputError, MemoryConfig, StoreConfig
+
+    for bad in (0, -1, 1.5, True):
+        config = MemoryConfig(StoreConfig(path=str(tmp_path / "m.db")), index_memory_mb=bad)
+        with pytest.raises(InvalidInputError, match="index_memory_mb"):
+            Memory(config, embedder=embedder)
+    assert not (tmp_path / "m.db").exists()  # refused before anything was opened

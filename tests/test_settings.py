@@ -25,6 +25,7 @@ def test_every_variable_is_read() -> None:
             "REMEM_EMBEDDER": "minilm-onnx",
             "REMEM_EMBEDDER_OPTIONS": '{"threads": 2}',
             "REMEM_MAX_MESSAGE_CHARS": "1000",
+            "REMEM_INDEX_MEMORY_MB": "256",
         }
     )
     assert config.store.path == "/tmp/x.db"
@@ -34,6 +35,7 @@ def test_every_variable_is_read() -> None:
     assert config.embedder.name == "minilm-onnx"
     assert config.embedder.options == {"threads": 2}
     assert config.max_message_chars == 1000
+    assert config.index_memory_mb == 256
 
 
 def test_explicit_db_wins_over_the_environment() -> None:
@@ -53,7 +55,7 @@ def test_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (config.store.path, config.namespace) == ("from-env.db", "ns1")
 
 
-def test_env_vars_documents_all_seven() -> None:
+def test_env_vars_documents_all_eight() -> None:
     assert set(ENV_VARS) == {
         "REMEM_DB",
         "REMEM_NAMESPACE",
@@ -62,6 +64,7 @@ def test_env_vars_documents_all_seven() -> None:
         "REMEM_EMBEDDER_OPTIONS",
         "REMEM_MAX_MESSAGE_CHARS",
         "REMEM_RERANKER_OPTIONS",
+        "REMEM_INDEX_MEMORY_MB",
     }
 
 
@@ -75,6 +78,8 @@ def test_env_vars_documents_all_seven() -> None:
         ("REMEM_MAX_MESSAGE_CHARS", "0", "positive integer"),
         ("REMEM_MAX_MESSAGE_CHARS", "-5", "positive integer"),
         ("REMEM_MAX_MESSAGE_CHARS", "1.5", "positive integer"),
+        ("REMEM_INDEX_MEMORY_MB", "lots", "positive integer"),
+        ("REMEM_INDEX_MEMORY_MB", "0", "positive integer"),
         ("REMEM_RECIPE", "fancy", "bm25"),
         ("REMEM_EMBEDDER", "no-such-model", "minilm-onnx"),
         ("REMEM_NAMESPACE", "n" * 300, "at most"),
@@ -88,9 +93,9 @@ def test_bad_values_name_the_variable(name: str, value: str, expected: str) -> N
 
 
 def test_recipe_may_be_an_ablation_and_reranker_options_are_json() -> None:
-    config = load_settings(env={"REMEM_RECIPE": "default-no-graph",
+    config = load_settings(env={"REMEM_RECIPE": "default-no-multihop",
                                 "REMEM_RERANKER_OPTIONS": '{"model": "/models/ce"}'})  # fmt: skip
-    assert config.recipe == "default-no-graph"
+    assert config.recipe == "default-no-multihop"
     assert dict(config.reranker.options) == {"model": "/models/ce"}
     with pytest.raises(ConfigError, match="REMEM_RERANKER_OPTIONS"):
         load_settings(env={"REMEM_RERANKER_OPTIONS": "[1]"})

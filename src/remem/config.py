@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_MAX_MESSAGE_CHARS = 32_000
+DEFAULT_INDEX_MEMORY_MB = 1024
 
 
 @dataclass(frozen=True)
@@ -61,12 +62,18 @@ class EnrichConfig:
 
 @dataclass(frozen=True)
 class MemoryConfig:
-    """Everything ``Memory`` needs; build it yourself or let ``remem.settings`` read it."""
+    """Everything ``Memory`` needs; build it yourself or let ``remem.settings`` read it.
+
+    ``index_memory_mb``: about how much memory the in-process search indexes of the
+    scopes searched may take; the least recently searched scopes are dropped beyond it
+    (and rebuilt from the store when searched again).
+    """
 
     store: StoreConfig = field(default_factory=StoreConfig)
     embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
     namespace: str = "default"
     recipe: str = "default"
     max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS
+    index_memory_mb: int = DEFAULT_INDEX_MEMORY_MB
     enrich: EnrichConfig = field(default_factory=EnrichConfig)
     reranker: RerankerConfig = field(default_factory=RerankerConfig)

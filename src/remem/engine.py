@@ -85,6 +85,7 @@ class Memory:
         self.namespace = check_id(config.namespace if namespace is None else namespace,
                                   "namespace")  # fmt: skip
         self.recipe = get_recipe(recipe or config.recipe)
+        memory_mb = check_limit(config.index_memory_mb, "index_memory_mb", 1 << 30)
         self._owns_embedder = not isinstance(embedder, Embedder)
         if isinstance(embedder, Embedder):
             self.embedder = embedder
@@ -93,7 +94,7 @@ class Memory:
                 EmbedderConfig(embedder) if embedder else config.embedder
             )
         self.store: Store = create_store(config.store)
-        self.index = LiveIndex(self.store)
+        self.index = LiveIndex(self.store, budget=memory_mb << 20)
         self._rerankers: dict[str, Reranker] = {}
         self._rerankers_lock = threading.Lock()
         self._seen: dict[tuple[str, str], dict[str, str]] = {}

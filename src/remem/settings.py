@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from remem.config import (
+    DEFAULT_INDEX_MEMORY_MB,
     DEFAULT_MAX_MESSAGE_CHARS,
     EmbedderConfig,
     MemoryConfig,
@@ -27,6 +28,8 @@ ENV_VARS: dict[str, str] = {
     "REMEM_EMBEDDER_OPTIONS": "JSON object of embedder options (default {})",
     "REMEM_MAX_MESSAGE_CHARS": f"largest message accepted (default {DEFAULT_MAX_MESSAGE_CHARS})",
     "REMEM_RERANKER_OPTIONS": "JSON object of cross-encoder options, e.g. a local model path",
+    "REMEM_INDEX_MEMORY_MB": f"memory for in-process scope indexes, in MB (default "
+    f"{DEFAULT_INDEX_MEMORY_MB})",
 }
 
 
@@ -50,7 +53,8 @@ def load_settings(db: str | None = None, env: Mapping[str, str] | None = None) -
         ),
         namespace=_namespace(source) or defaults.namespace,
         recipe=_recipe(source) or defaults.recipe,
-        max_message_chars=_max_chars(source),
+        max_message_chars=_positive(source, "REMEM_MAX_MESSAGE_CHARS", DEFAULT_MAX_MESSAGE_CHARS),
+        index_memory_mb=_positive(source, "REMEM_INDEX_MEMORY_MB", DEFAULT_INDEX_MEMORY_MB),
         reranker=RerankerConfig(options=_options(source, "REMEM_RERANKER_OPTIONS")),
     )
 
@@ -103,16 +107,14 @@ def _options(env: Mapping[str, str], name: str = "REMEM_EMBEDDER_OPTIONS") -> di
     return options
 
 
-def _max_chars(env: Mapping[str, str]) -> int:
-    value = _get(env, "REMEM_MAX_MESSAGE_CHARS")
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _get(env, name)
     if value is None:
-        return DEFAULT_MAX_MESSAGE_CHARS
+        return default
     try:
         number = int(value)
     except ValueError:
         number = 0
     if number < 1:
-        raise ConfigError(
-            f"REMEM_MAX_MESSAGE_CHARS={value!r} must be a positive integer, e.g. 32000"
-        )
+        raise ConfigError(f"{name}={value!r} must be a positive integer, e.g. {default}")
     return number

@@ -22,6 +22,7 @@ from remem.stores.base import MemoryFilter, ScopeKey, Store
 
 log = logging.getLogger(__name__)
 MAX_SCOPES = 64  # scope indexes kept per process (least recently used are dropped)
+MEMORY_BUDGET = 1 << 30  # bytes the scope indexes may take (``LiveScope.nbytes``)
 SLOW_REFRESH_S = 1.0
 
 
@@ -34,9 +35,12 @@ class _Entry:
 class LiveIndex:
     """The live scope indexes of one store, shared by every thread using it."""
 
-    def __init__(self, store: Store, max_scopes: int = MAX_SCOPES) -> None:
+    def __init__(
+        self, store: Store, max_scopes: int = MAX_SCOPES, budget: int = MEMORY_BUDGET
+    ) -> None:
         self.store = store
         self.max_scopes = max_scopes
+        self.budget = budget
         self._entries: OrderedDict[ScopeKey, _Entry] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -62,6 +66,7 @@ class LiveIndex:
                         continue  # this view is older than the index: take a newer one
                     if revision > entry.scope.revision:
                         self._refresh(entry, flt.scope_key)
+                        self._trim(flt.scope_key)
                     yield entry.scope
                     return
             raise StoreError("the store kept changing under a read; try again")
@@ -77,6 +82,22 @@ class LiveIndex:
         took = time.perf_counter() - started
         if took > SLOW_REFRESH_S:
             log.info("scope index %s took in %d rows in %.2f s", key, len(changes.rows), took)
+
+    def _trim(self, keep: ScopeKey) -> None:
+        """Drop the least recently used scope indexes (never ``keep``) while all of them
+        together take more than the budget; a dropped one is rebuilt when searched."""
+        with self._lock:
+            sizes = {key: entry.scope.nbytes() for key, entry in self._entries.items()}
+            total = sum(sizes.values())
+            for key in list(self._entries):
+                if total <= self.budget:
+                    break
+                if key != keep:
+                    del self._entries[key]
+                    total -= sizes[key]
+            if total > self.budget:
+                log.info("the index of scope %s alone takes about %d MB, over the %d MB "
+                         "budget", keep, total >> 20, self.budget >> 20)  # fmt: skip
 
     def clear(self) -> None:
         """Drop every scope index (they are rebuilt from the store on the next read)."""

@@ -32,6 +32,12 @@ Rows = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
 RECORDS_KEPT = 512  # memory records kept per scope index for the hits searches return
 MASKS_KEPT = 16  # filter masks kept per scope index
+MATCHES_FLOOR = 65536  # keyword match rows kept per scope index beyond four per row
+# Estimated bytes of the Python parts of an index (see ``LiveScope.nbytes``): per row
+# (its id, kind, session, times and metadata in lists and dicts), per posting entry (two
+# list slots and their ints, the array copy and the term score kept for searches), per
+# kept memory record.
+ROW_BYTES, POSTING_BYTES, RECORD_BYTES = 600, 64, 4096
 _FAR = np.datetime64("9999-12-31T23:59:59", "us")
 _NEVER = np.datetime64("0001-01-01T00:00:00", "us")
 
@@ -89,6 +95,7 @@ class LiveScope:
         self._arrays: dict[str, tuple[int, npt.NDArray[np.int64], npt.NDArray[np.float64]]] = {}
         self._df: Counter[str] = Counter()
         self._docs, self._total_length = 0, 0.0
+        self._posting_entries, self._text_bytes = 0, 0
         self.session_keys: list[str] = []  # code -> session key
         self._session_codes: dict[str, int] = {}
         self._session_code = _Column(np.int64)  # per row
@@ -143,6 +150,7 @@ class LiveScope:
         self.expires.append(row.expires_at)
         self.metadata.append(row.metadata)
         self._texts.append((row.text, row.index_text))
+        self._text_bytes += len(row.text) + len(row.index_text)
         self.row_of[row.id] = r
         self._alive.append(True)
         self._current.append(row.current)
@@ -209,6 +217,7 @@ class LiveScope:
             rows.append(r)
             tfs.append(tf)
             self._df[term] += 1
+        self._posting_entries += len(terms)
         length = sum(terms.values())
         self._length.append(float(length))
         self._docs += 1
@@ -287,6 +296,18 @@ class LiveScope:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def nbytes(self) -> int:
+        """About how much memory this index takes, with its caches full: the numpy
+        columns exactly, the Python parts estimated (``ROW_BYTES`` and the like)."""
+        columns = [v for v in vars(self).values() if isinstance(v, _Column)]
+        columns += [c for v in vars(self).values() if isinstance(v, tuple)
+                    for c in v if isinstance(c, _Column)]  # fmt: skip
+        rows = len(self.ids)
+        matches = 16 * (4 * rows + MATCHES_FLOOR) + MASKS_KEPT * rows
+        return (sum(c.data.nbytes for c in columns) + rows * ROW_BYTES + self._text_bytes
+                + self._posting_entries * POSTING_BYTES + matches
+                + RECORDS_KEPT * RECORD_BYTES)  # fmt: skip
 
     def alive(self, row: int) -> bool:
         """Whether a row is a memory's current state (not deleted or replaced)."""
@@ -387,7 +408,7 @@ class LiveScope:
         found = self._matches.get(wanted)
         if found is None:
             found = self._match(wanted)
-            self._matches.put(wanted, found, found[0].size, 4 * len(self.ids) + 65536)
+            self._matches.put(wanted, found, found[0].size, 4 * len(self.ids) + MATCHES_FLOOR)
         rows, scores = found
         keep = mask[rows]
         return rows[keep], scores[keep]
