@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from datetime import datetime
 
 import pytest
@@ -334,6 +335,18 @@ def test_async_memory_basic_flow(tmp_path, embedder):
             assert (await copy.stats()).memories == 1
 
     asyncio.run(main())
+
+
+def test_async_memory_has_every_method_of_memory_with_its_signature():
+    public = [n for n, v in vars(Memory).items() if callable(v) and not n.startswith("_")]
+    assert public  # add, search, context, ... close
+    for name in public:
+        method = getattr(AsyncMemory, name)
+        assert inspect.iscoroutinefunction(method), name
+        assert inspect.signature(method) == inspect.signature(getattr(Memory, name)), name
+        assert method.__doc__ == getattr(Memory, name).__doc__
+    init = inspect.signature(AsyncMemory.__init__).parameters
+    assert list(init) == list(inspect.signature(Memory.__init__).parameters)
 
 
 EXPECTED_PUBLIC_API = {

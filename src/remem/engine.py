@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import functools
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from remem import portability
 from remem.annotations import ENTITIES, KEYPHRASES, TIMES, entity_links
@@ -59,6 +60,8 @@ from remem.validation import (
 
 _UPDATABLE = ("text", "metadata", "pinned", "expires_at", "importance")
 DERIVED = (ENTITIES, KEYPHRASES, TIMES)
+P = ParamSpec("P")
+R = TypeVar("R")
 EMBED_WORKERS = 4  # query embeddings computed at once (searches from several threads)
 
 
@@ -228,7 +231,7 @@ class Memory:
         when = f" [{format_day(record.occurred_at)}]" if record.occurred_at else ""
         return record, draft.text + when
 
-    def update(self, memory_id: str, *, reason: str = "update", **changes: Any) -> MemoryRecord:
+    def update(self, /, memory_id: str, *, reason: str = "update", **changes: Any) -> MemoryRecord:
         """Change a memory's text, metadata, pinned, expires_at or importance (audited)."""
         unknown = set(changes) - set(_UPDATABLE)
         if unknown or not changes:
@@ -547,85 +550,50 @@ def _location(path: Any) -> str:
     return path if isinstance(path, str) else os.fspath(path)
 
 
+def _in_thread(
+    method: Callable[Concatenate[Memory, P], R],
+) -> Callable[Concatenate[AsyncMemory, P], Coroutine[Any, Any, R]]:
+    """``Memory``'s method as a coroutine that runs it in a worker thread: the same
+    parameters and result types (checked by mypy), the same docs."""
+
+    async def call(self: AsyncMemory, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return await asyncio.to_thread(method, self.sync, *args, **kwargs)
+
+    functools.update_wrapper(call, method)
+    return call
+
+
 class AsyncMemory:
     """``Memory`` for asyncio: the same calls, run in a worker thread so the loop never blocks.
 
-    It wraps a ``Memory`` and shares all its logic; nothing is implemented twice.
+    It wraps a ``Memory`` and shares all its logic; nothing is implemented twice, and each
+    method has exactly ``Memory``'s parameters and result type.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.sync = Memory(*args, **kwargs)
+    def __init__(
+        self,
+        path: str | Path | MemoryConfig = "remem.db",
+        *,
+        embedder: Embedder | str | None = None,
+        namespace: str | None = None,
+        recipe: str | Recipe | None = None,
+    ) -> None:
+        self.sync = Memory(path, embedder=embedder, namespace=namespace, recipe=recipe)
 
-    async def _run(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(getattr(self.sync, name), *args, **kwargs)
-
-    async def add(self, messages: Any, **kwargs: Any) -> AddResult:
-        """See ``Memory.add``."""
-        result: AddResult = await self._run("add", messages, **kwargs)
-        return result
-
-    async def search(self, query: str, **kwargs: Any) -> SearchResults:
-        """See ``Memory.search``."""
-        result: SearchResults = await self._run("search", query, **kwargs)
-        return result
-
-    async def context(self, query: str, **kwargs: Any) -> Context:
-        """See ``Memory.context``."""
-        result: Context = await self._run("context", query, **kwargs)
-        return result
-
-    async def get(self, memory_id: str) -> MemoryRecord:
-        """See ``Memory.get``."""
-        result: MemoryRecord = await self._run("get", memory_id)
-        return result
-
-    async def list(self, **kwargs: Any) -> builtins.list[MemoryRecord]:
-        """See ``Memory.list``."""
-        result: builtins.list[MemoryRecord] = await self._run("list", **kwargs)
-        return result
-
-    async def update(self, memory_id: str, **kwargs: Any) -> MemoryRecord:
-        """See ``Memory.update``."""
-        result: MemoryRecord = await self._run("update", memory_id, **kwargs)
-        return result
-
-    async def delete(self, memory_id: str) -> None:
-        """See ``Memory.delete``."""
-        await self._run("delete", memory_id)
-
-    async def delete_all(self, **kwargs: Any) -> dict[str, int]:
-        """See ``Memory.delete_all``."""
-        result: dict[str, int] = await self._run("delete_all", **kwargs)
-        return result
-
-    async def entities(self, **kwargs: Any) -> builtins.list[Entity]:
-        """See ``Memory.entities``."""
-        result: builtins.list[Entity] = await self._run("entities", **kwargs)
-        return result
-
-    async def history(self, memory_id: str) -> builtins.list[MemoryEvent]:
-        """See ``Memory.history``."""
-        result: builtins.list[MemoryEvent] = await self._run("history", memory_id)
-        return result
-
-    async def stats(self) -> Stats:
-        """See ``Memory.stats``."""
-        result: Stats = await self._run("stats")
-        return result
-
-    async def export(self, path: str | Path) -> int:
-        """See ``Memory.export``."""
-        result: int = await self._run("export", path)
-        return result
-
-    async def import_(self, path: str | Path) -> int:
-        """See ``Memory.import_``."""
-        result: int = await self._run("import_", path)
-        return result
-
-    async def close(self) -> None:
-        """See ``Memory.close``."""
-        await self._run("close")
+    add = _in_thread(Memory.add)
+    search = _in_thread(Memory.search)
+    context = _in_thread(Memory.context)
+    get = _in_thread(Memory.get)
+    list = _in_thread(Memory.list)
+    update = _in_thread(Memory.update)
+    delete = _in_thread(Memory.delete)
+    delete_all = _in_thread(Memory.delete_all)
+    entities = _in_thread(Memory.entities)
+    history = _in_thread(Memory.history)
+    stats = _in_thread(Memory.stats)
+    export = _in_thread(Memory.export)
+    import_ = _in_thread(Memory.import_)
+    close = _in_thread(Memory.close)
 
     async def __aenter__(self) -> AsyncMemory:
         return self

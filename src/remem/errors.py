@@ -11,10 +11,13 @@
     ├── DataFormatError        a data file (import, benchmark) is not in the expected layout
     └── ConfigError            invalid configuration or a missing optional extra
 
-Every message says what went wrong and what to do about it.
+Every message says what went wrong and what to do about it. ``ERRORS`` maps each class to
+how the CLI, the REST server and MCP report it (``kind_of``).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 
 class RememError(Exception):
@@ -58,3 +61,39 @@ class DataFormatError(RememError):
 
 class ConfigError(RememError):
     """The configuration is invalid or an optional extra is missing."""
+
+
+@dataclass(frozen=True)
+class ErrorKind:
+    """How every adapter reports one kind of error: a stable code for machines, the CLI's
+    exit code, the HTTP status of the REST server and the JSON-RPC error code of MCP."""
+
+    code: str
+    exit_code: int
+    http_status: int
+    rpc_code: int
+
+
+INVALID_PARAMS, INTERNAL = -32602, -32603  # JSON-RPC 2.0 error codes (MCP uses them)
+
+ERRORS: dict[type[RememError], ErrorKind] = {
+    RememError: ErrorKind("error", 1, 500, INTERNAL),
+    InvalidInputError: ErrorKind("invalid_input", 2, 400, INVALID_PARAMS),
+    MessageTooLargeError: ErrorKind("too_large", 2, 413, INVALID_PARAMS),
+    NotFoundError: ErrorKind("not_found", 3, 404, INVALID_PARAMS),
+    ConflictError: ErrorKind("conflict", 2, 409, INVALID_PARAMS),
+    StoreError: ErrorKind("store_error", 4, 503, INTERNAL),
+    CorruptStoreError: ErrorKind("corrupt_store", 4, 500, INTERNAL),
+    EmbedderError: ErrorKind("embedder_error", 1, 502, INTERNAL),
+    DataFormatError: ErrorKind("data_format", 2, 422, INVALID_PARAMS),
+    ConfigError: ErrorKind("config_error", 2, 500, INTERNAL),
+}
+"""The one table mapping each error class to how the CLI, REST and MCP report it."""
+
+
+def kind_of(error: RememError) -> ErrorKind:
+    """The table's entry for an error: its class's, else its nearest base class's."""
+    for cls in type(error).__mro__:
+        if cls in ERRORS:
+            return ERRORS[cls]
+    return ERRORS[RememError]

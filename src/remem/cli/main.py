@@ -18,13 +18,9 @@ import click
 from remem import __version__
 from remem.engine import Memory
 from remem.errors import (
-    ConfigError,
-    ConflictError,
-    DataFormatError,
     InvalidInputError,
-    NotFoundError,
     RememError,
-    StoreError,
+    kind_of,
 )
 from remem.models import MEMORY_KINDS, MemoryEvent, MemoryRecord, SearchResults, Stats
 from remem.retrieval.recipes import RECIPES, get_recipe
@@ -40,14 +36,9 @@ TEXT_WIDTH = 160
 
 
 def exit_code(error: RememError) -> int:
-    """The process exit code for a library error: 2 input, 3 not found, 4 store, 1 other."""
-    if isinstance(error, NotFoundError):
-        return 3
-    if isinstance(error, StoreError):
-        return 4
-    if isinstance(error, InvalidInputError | DataFormatError | ConfigError | ConflictError):
-        return 2
-    return 1
+    """The process exit code for a library error (``remem.errors.ERRORS``): 2 input, 3 not
+    found, 4 store, 1 other."""
+    return kind_of(error).exit_code
 
 
 def report_internal_error(exc: Exception) -> int:
