@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import copy
 import functools
 import os
 import threading
@@ -102,6 +103,7 @@ class Memory:
         self._rerankers_lock = threading.Lock()
         self._seen: dict[tuple[str, str], dict[str, str]] = {}
         self._seen_lock = threading.Lock()
+        self._view = False  # made by ``tenant``: closing it releases nothing shared
         # a remote embedder's query embeddings run here while the search reads the store
         self._embedding = ThreadPoolExecutor(EMBED_WORKERS, thread_name_prefix="remem-embed")
         try:
@@ -463,8 +465,22 @@ class Memory:
 
     # -- lifecycle -----------------------------------------------------------------------
 
+    def tenant(self, namespace: str) -> Memory:
+        """This memory's store, embedder and search indexes, reading and writing another
+        namespace: many tenants on one connection pool and one model. Every read and write
+        of the returned ``Memory`` is confined to ``namespace`` as if it had been opened
+        there; closing it releases nothing shared, closing this one closes the store."""
+        view = copy.copy(self)
+        view.namespace = check_id(namespace, "namespace")
+        view._seen, view._seen_lock = {}, threading.Lock()  # entity kinds are per tenant
+        view._view = True
+        return view
+
     def close(self) -> None:
-        """Close the store, and the embedder unless the caller passed it in."""
+        """Close the store, and the embedder unless the caller passed it in (a ``tenant``
+        view closes nothing: the memory it came from owns them)."""
+        if self._view:
+            return
         self._embedding.shutdown()
         self.store.close()
         for reranker in self._rerankers.values():
@@ -594,6 +610,12 @@ class AsyncMemory:
     export = _in_thread(Memory.export)
     import_ = _in_thread(Memory.import_)
     close = _in_thread(Memory.close)
+
+    def tenant(self, namespace: str) -> AsyncMemory:
+        """See ``Memory.tenant``."""
+        view = copy.copy(self)
+        view.sync = self.sync.tenant(namespace)
+        return view
 
     async def __aenter__(self) -> AsyncMemory:
         return self
