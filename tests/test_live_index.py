@@ -268,3 +268,28 @@ def test_index_memory_budget_is_checked(tmp_path: Path, embedder: Embedder) -> N
         with pytest.raises(InvalidInputError, match="index_memory_mb"):
             Memory(config, embedder=embedder)
     assert not (tmp_path / "m.db").exists()  # refused before anything was opened
+
+
+def test_an_index_full_of_dead_rows_is_rebuilt_from_the_store(
+    tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from remem.index import cache
+
+    monkeypatch.setattr(cache, "COMPACT_AFTER", 4)
+    memory = Memory(tmp_path / "m.db", embedder=embedder)
+    ids = [r.id for r in memory.add([{"content": f"note {i} about jazz"} for i in range(3)],
+                                    user_id="ana").memories]  # fmt: skip
+    memory.search("jazz", user_id="ana")
+    index = next(iter(memory.index._entries.values()))
+    sizes = []
+    for n in range(6):  # each update leaves the memory's old row dead
+        memory.update(ids[n % 3], text=f"note {n} about jazz, edited")
+        memory.search("jazz", user_id="ana")
+        sizes.append((len(index.scope), index.scope.dead_rows()))
+    assert max(dead for _, dead in sizes) <= 4  # rebuilt once dead rows reached the bound
+    assert any(dead == 0 for _, dead in sizes[3:])
+    hits = memory.search("edited", user_id="ana", recipe="bm25")
+    assert sorted(h.memory.id for h in hits) == sorted(ids)
+    assert {h.text for h in hits} == {"note 3 about jazz, edited", "note 4 about jazz, edited",
+                                      "note 5 about jazz, edited"}  # fmt: skip
+    memory.close()

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 MAX_SCOPES = 64  # scope indexes kept per process (least recently used are dropped)
 MEMORY_BUDGET = 1 << 30  # bytes the scope indexes may take (``LiveScope.nbytes``)
 SLOW_REFRESH_S = 1.0
+COMPACT_AFTER = 1000  # dead rows an index may hold before it is rebuilt (and as many as live)
 
 
 class _Entry:
@@ -72,7 +73,12 @@ class LiveIndex:
             raise StoreError("the store kept changing under a read; try again")
 
     def _refresh(self, entry: _Entry, key: ScopeKey) -> None:
+        """Take in what changed; an index that has come to hold more dead rows (old states
+        of changed or deleted memories) than live ones, and at least ``COMPACT_AFTER``, is
+        rebuilt from the store instead: amortised, a change still costs O(1)."""
         started = time.perf_counter()
+        if entry.scope.dead_rows() >= max(COMPACT_AFTER, len(entry.scope.row_of)):
+            entry.scope = LiveScope()
         changes = self.store.changes(key, entry.scope.revision)
         try:
             entry.scope.apply(changes)

@@ -297,6 +297,10 @@ class LiveScope:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def dead_rows(self) -> int:
+        """Rows that are no memory's current state any more (replaced or deleted)."""
+        return len(self.ids) - len(self.row_of)
+
     def nbytes(self) -> int:
         """About how much memory this index takes, with its caches full: the numpy
         columns exactly, the Python parts estimated (``ROW_BYTES`` and the like)."""
