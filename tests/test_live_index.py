@@ -293,3 +293,25 @@ def test_an_index_full_of_dead_rows_is_rebuilt_from_the_store(
     assert {h.text for h in hits} == {"note 3 about jazz, edited", "note 4 about jazz, edited",
                                       "note 5 about jazz, edited"}  # fmt: skip
     memory.close()
+
+
+def test_multihop_from_hits_that_all_score_zero_adds_nothing() -> None:
+    """Dense min-max gives the weakest hit 0; when every seed scores 0, the entities
+    they name weigh 0 and the round must step aside (it once divided by that 0)."""
+    from remem.retrieval.pipeline import multihop_step
+    from remem.retrieval.query import analyze
+    from remem.retrieval.recipes import get_recipe
+    from remem.retrieval.run import Ranking, Run
+
+    maria = {"entities": [{"key": "maria", "name": "Maria", "kind": "name"}]}
+    index = LiveScope()
+    rows = (row("m1", "my sister Maria", attributes=maria),
+            row("m2", "Maria works at the hospital", attributes=maria))  # fmt: skip
+    index.apply(Changes(1, rows))
+    run = Run(None, index, None, "where does my sister work", MemoryFilter("default"),  # type: ignore[arg-type]
+              get_recipe("default"), T0)  # fmt: skip
+    run.analysis = analyze(run.query, T0, index.entity_kinds)
+    ranking = Ranking(len(index))
+    ranking.join(np.array([0, 1]), np.array([0.0, 0.0]))
+    multihop_step(run, ranking)
+    assert ranking.steps == [] and ranking.scores.tolist() == [0.0, 0.0]

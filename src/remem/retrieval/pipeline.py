@@ -81,7 +81,8 @@ def multihop_step(run: Run, ranking: Ranking) -> None:
         return
     seeds, _ = ranking.best(recipe.multihop_seeds)
     weight = _hop_entities(run, run.analysis, ranking, seeds.tolist())
-    expansion = sorted(weight.items(), key=lambda kv: -kv[1])[:HOPS]
+    # entities named only by zero-score hits weigh nothing (and nothing to scale by)
+    expansion = [kv for kv in sorted(weight.items(), key=lambda kv: -kv[1]) if kv[1] > 0][:HOPS]
     if not expansion:
         return
     scale = recipe.multihop * ranking.peak() / expansion[0][1]
