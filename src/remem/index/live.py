@@ -33,11 +33,11 @@ Floats = npt.NDArray[np.float64]
 RECORDS_KEPT = 512  # memory records kept per scope index for the hits searches return
 MASKS_KEPT = 16  # filter masks kept per scope index
 MATCHES_FLOOR = 65536  # keyword match rows kept per scope index beyond four per row
-# Estimated bytes of the Python parts of an index (see ``LiveScope.nbytes``): per row
-# (its id, kind, session, times and metadata in lists and dicts), per posting entry (two
-# list slots and their ints, the array copy and the term score kept for searches), per
-# kept memory record.
-ROW_BYTES, POSTING_BYTES, RECORD_BYTES = 600, 64, 4096
+# Estimated bytes of what an index keeps outside its row columns (``LiveScope.nbytes``): per
+# row (its id, kind, session, times and metadata in lists and dicts), per posting entry
+# (its row and tf in the term's columns with their growth slack, and the term score kept
+# for searches), per kept memory record.
+ROW_BYTES, POSTING_BYTES, RECORD_BYTES = 600, 48, 4096
 _FAR = np.datetime64("9999-12-31T23:59:59", "us")
 _NEVER = np.datetime64("0001-01-01T00:00:00", "us")
 
@@ -45,9 +45,9 @@ _NEVER = np.datetime64("0001-01-01T00:00:00", "us")
 class _Column:
     """A growable numpy column (capacity doubles); old views stay valid."""
 
-    def __init__(self, dtype: Any, width: int = 0) -> None:
+    def __init__(self, dtype: Any, width: int = 0, capacity: int = 16) -> None:
         self.width = width
-        shape = (16, width) if width else (16,)
+        shape = (capacity, width) if width else (capacity,)
         self.data: npt.NDArray[Any] = np.zeros(shape, dtype=dtype)
         self.size = 0
 
@@ -91,8 +91,7 @@ class LiveScope:
         self._length = _Column(np.float64)
         self._vectors: _Column | None = None
         self._has_vector = _Column(np.bool_)
-        self._postings: dict[str, tuple[list[int], list[int]]] = {}
-        self._arrays: dict[str, tuple[int, npt.NDArray[np.int64], npt.NDArray[np.float64]]] = {}
+        self._postings: dict[str, tuple[_Column, _Column]] = {}  # term -> rows, tfs
         self._df: Counter[str] = Counter()
         self._docs, self._total_length = 0, 0.0
         self._posting_entries, self._text_bytes = 0, 0
@@ -213,7 +212,11 @@ class LiveScope:
     def _index_terms(self, r: int, index_text: str) -> None:
         terms = Counter(keyword_terms(index_text))
         for term, tf in terms.items():
-            rows, tfs = self._postings.setdefault(term, ([], []))
+            postings = self._postings.get(term)
+            if postings is None:
+                postings = self._postings[term] = (_Column(np.int64, capacity=2),
+                                                   _Column(np.float64, capacity=2))  # fmt: skip
+            rows, tfs = postings
             rows.append(r)
             tfs.append(tf)
             self._df[term] += 1
@@ -445,12 +448,8 @@ class LiveScope:
         postings = self._postings.get(term)
         if postings is None:
             return None
-        cached = self._arrays.get(term)
-        if cached is None or cached[0] != len(postings[0]):
-            rows = np.array(postings[0], dtype=np.int64)
-            cached = (len(rows), rows, np.array(postings[1], dtype=np.float64))
-            self._arrays[term] = cached
-        return cached[1], cached[2]
+        rows, tfs = postings
+        return rows.view(), tfs.view()
 
     def vector_search(
         self, vector: npt.NDArray[np.float32], mask: Mask, limit: int
