@@ -14,22 +14,20 @@ import math
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from remem.annotations import TimeLink, keyword_terms, query_terms, stem, time_links, words
 from remem.index import bm25
+from remem.index.arrays import NO_ROWS, NO_SCORES, Column, Floats, Kept, Rows, sum_by_row, top
 from remem.index.rules import entity_rows
 from remem.models import MEMORY_KINDS, MemoryRecord
 from remem.stores.base import Changes, EntityRow, IndexRow, MemoryFilter, session_key
 
 T = TypeVar("T")
-K = TypeVar("K")
 Mask = npt.NDArray[np.bool_]
-Rows = npt.NDArray[np.int64]
-Floats = npt.NDArray[np.float64]
 RECORDS_KEPT = 512  # memory records kept per scope index for the hits searches return
 MASKS_KEPT = 16  # filter masks kept per scope index
 MATCHES_FLOOR = 65536  # keyword match rows kept per scope index beyond four per row
@@ -40,27 +38,6 @@ MATCHES_FLOOR = 65536  # keyword match rows kept per scope index beyond four per
 ROW_BYTES, POSTING_BYTES, RECORD_BYTES = 600, 48, 4096
 _FAR = np.datetime64("9999-12-31T23:59:59", "us")
 _NEVER = np.datetime64("0001-01-01T00:00:00", "us")
-
-
-class _Column:
-    """A growable numpy column (capacity doubles); old views stay valid."""
-
-    def __init__(self, dtype: Any, width: int = 0, capacity: int = 16) -> None:
-        self.width = width
-        shape = (capacity, width) if width else (capacity,)
-        self.data: npt.NDArray[Any] = np.zeros(shape, dtype=dtype)
-        self.size = 0
-
-    def append(self, value: Any) -> None:
-        if self.size == len(self.data):
-            grown = np.zeros((2 * len(self.data), *self.data.shape[1:]), dtype=self.data.dtype)
-            grown[: self.size] = self.data[: self.size]
-            self.data = grown
-        self.data[self.size] = value
-        self.size += 1
-
-    def view(self) -> npt.NDArray[Any]:
-        return self.data[: self.size]
 
 
 def _when(moment: datetime | None) -> np.datetime64:
@@ -83,23 +60,23 @@ class LiveScope:
         self.metadata: list[Any] = []
         self.row_of: dict[str, int] = {}
         self._texts: list[tuple[str, str]] = []  # (text, index_text) to undo a row
-        self._alive, self._current = _Column(np.bool_), _Column(np.bool_)
-        self._kind = _Column(np.int8)
-        self._when, self._expiry = _Column("datetime64[us]"), _Column("datetime64[us]")
+        self._alive, self._current = Column(np.bool_), Column(np.bool_)
+        self._kind = Column(np.int8)
+        self._when, self._expiry = Column("datetime64[us]"), Column("datetime64[us]")
         self._expiring = 0  # rows ever added with an expiry time
-        self._said = _Column("datetime64[D]")
-        self._length = _Column(np.float64)
-        self._vectors: _Column | None = None
-        self._has_vector = _Column(np.bool_)
-        self._postings: dict[str, tuple[_Column, _Column]] = {}  # term -> rows, tfs
+        self._said = Column("datetime64[D]")
+        self._length = Column(np.float64)
+        self._vectors: Column | None = None
+        self._has_vector = Column(np.bool_)
+        self._postings: dict[str, tuple[Column, Column]] = {}  # term -> rows, tfs
         self._df: Counter[str] = Counter()
         self._docs, self._total_length = 0, 0.0
         self._posting_entries, self._text_bytes = 0, 0
         self.session_keys: list[str] = []  # code -> session key
         self._session_codes: dict[str, int] = {}
-        self._session_code = _Column(np.int64)  # per row
+        self._session_code = Column(np.int64)  # per row
         self._session_postings: dict[str, dict[int, int]] = {}  # stem -> {session code: tf}
-        self._session_length = _Column(np.float64)  # per session code: its turns' stems
+        self._session_length = Column(np.float64)  # per session code: its turns' stems
         self._session_words_total, self._session_count = 0.0, 0  # over sessions with words
         self.entities: list[EntityRow] = []
         self._entity_of: dict[tuple[str, str, str], int] = {}
@@ -107,20 +84,20 @@ class LiveScope:
         self.entities_with_word: dict[str, list[int]] = {}
         self.entity_kinds: dict[str, str] = {}
         self.mentions_by_row: dict[int, list[tuple[int, float]]] = {}
-        self._edges = (_Column(np.int64), _Column(np.int64), _Column(np.float64))
-        self._edge_alive = _Column(np.bool_)
+        self._edges = (Column(np.int64), Column(np.int64), Column(np.float64))
+        self._edge_alive = Column(np.bool_)
         self._edges_of: dict[int, list[int]] = {}
         self.times_by_row: dict[int, list[TimeLink]] = {}
-        self._dated = _Column(np.bool_)  # mentions a period (not only a vague time)
-        self._periods = (_Column(np.int64), _Column("datetime64[D]"), _Column("datetime64[D]"))
-        self._period_alive = _Column(np.bool_)
+        self._dated = Column(np.bool_)  # mentions a period (not only a vague time)
+        self._periods = (Column(np.int64), Column("datetime64[D]"), Column("datetime64[D]"))
+        self._period_alive = Column(np.bool_)
         self._periods_of: dict[int, list[int]] = {}
         self.slots: dict[tuple[str, int], int] = {}  # (session, position) -> turn row
-        self._adjacent = _Column(np.int64, 2)  # per row: the turn rows before and after
+        self._adjacent = Column(np.int64, 2)  # per row: the turn rows before and after
         self.memo: dict[str, Any] = {}
         self._records: OrderedDict[int, MemoryRecord] = OrderedDict()
-        self._matches: _Kept[tuple[str, ...], tuple[Rows, Floats]] = _Kept()
-        self._masks: _Kept[str, Mask] = _Kept()
+        self._matches: Kept[tuple[str, ...], tuple[Rows, Floats]] = Kept()
+        self._masks: Kept[str, Mask] = Kept()
 
     # -- taking in changes ---------------------------------------------------------------
 
@@ -199,7 +176,7 @@ class LiveScope:
     def _add_vector(self, vector: npt.NDArray[np.float32] | None) -> None:
         if vector is not None and self._vectors is None:
             self.dimensions = int(vector.shape[0])
-            self._vectors = _Column(np.float32, self.dimensions)
+            self._vectors = Column(np.float32, self.dimensions)
             for _ in range(len(self.ids) - 1):
                 self._vectors.append(0.0)
         if self._vectors is not None:
@@ -214,8 +191,8 @@ class LiveScope:
         for term, tf in terms.items():
             postings = self._postings.get(term)
             if postings is None:
-                postings = self._postings[term] = (_Column(np.int64, capacity=2),
-                                                   _Column(np.float64, capacity=2))  # fmt: skip
+                postings = self._postings[term] = (Column(np.int64, capacity=2),
+                                                   Column(np.float64, capacity=2))  # fmt: skip
             rows, tfs = postings
             rows.append(r)
             tfs.append(tf)
@@ -307,9 +284,9 @@ class LiveScope:
     def nbytes(self) -> int:
         """About how much memory this index takes, with its caches full: the numpy
         columns exactly, the Python parts estimated (``ROW_BYTES`` and the like)."""
-        columns = [v for v in vars(self).values() if isinstance(v, _Column)]
+        columns = [v for v in vars(self).values() if isinstance(v, Column)]
         columns += [c for v in vars(self).values() if isinstance(v, tuple)
-                    for c in v if isinstance(c, _Column)]  # fmt: skip
+                    for c in v if isinstance(c, Column)]  # fmt: skip
         rows = len(self.ids)
         matches = 16 * (4 * rows + MATCHES_FLOOR) + MASKS_KEPT * rows
         return (sum(c.data.nbytes for c in columns) + rows * ROW_BYTES + self._text_bytes
@@ -423,7 +400,7 @@ class LiveScope:
     def _match(self, wanted: tuple[str, ...]) -> tuple[Rows, Floats]:
         found = [hit for term in wanted if (hit := self._term_hits(term)) is not None]
         if not found:
-            return _NO_ROWS, _NO_SCORES
+            return NO_ROWS, NO_SCORES
         rows, scores = sum_by_row([r for r, _ in found], [s for _, s in found])
         positive = scores > 0
         return rows[positive], scores[positive]
@@ -462,7 +439,7 @@ class LiveScope:
     ) -> tuple[Rows, Floats]:
         """The ``limit`` rows the mask admits most similar to ``vector``, best first."""
         if self._vectors is None or vector.shape[0] != self.dimensions:
-            return _NO_ROWS, _NO_SCORES
+            return NO_ROWS, NO_SCORES
         # einsum, not BLAS: OpenBLAS's threads and onnxruntime's (which spin for a while
         # after embedding the query) fight over the two cores; one thread scans 10k
         # vectors right after an embedding in 0.7 ms where BLAS took 3 ms (README)
@@ -471,7 +448,7 @@ class LiveScope:
         count = int(np.count_nonzero(admitted))
         k = min(limit, count)
         if k <= 0:
-            return _NO_ROWS, _NO_SCORES
+            return NO_ROWS, NO_SCORES
         scores[~admitted] = -np.inf
         rows = np.argpartition(-scores, k - 1)[:k] if k < scores.size else np.arange(k)
         order = np.lexsort((rows, -scores[rows]))
@@ -495,11 +472,11 @@ class LiveScope:
         """Sessions matching any term (as codes) and their BM25 scores, unordered."""
         wanted = sorted({stem(w) for term in terms for w in words(term)})
         if not wanted or self._session_count <= 0:
-            return _NO_ROWS, _NO_SCORES
+            return NO_ROWS, NO_SCORES
         found = [hit for term in wanted if (hit := self._session_hits(term)) is not None]
         found_codes, found_scores = [c for c, _ in found], [s for _, s in found]
         if not found_codes:
-            return _NO_ROWS, _NO_SCORES
+            return NO_ROWS, NO_SCORES
         return sum_by_row(found_codes, found_scores)
 
     def _session_hits(self, term: str) -> tuple[Rows, Floats] | None:
@@ -555,59 +532,8 @@ class LiveScope:
 _MISSING = object()
 
 
-class _Kept(Generic[K, T]):
-    """The most recently used values, dropped oldest first once their sizes (array
-    cells) add up to more than the bound given with the newest."""
-
-    def __init__(self) -> None:
-        self._items: OrderedDict[K, tuple[T, int]] = OrderedDict()
-        self._used = 0
-
-    def get(self, key: K) -> T | None:
-        item = self._items.get(key)
-        if item is None:
-            return None
-        self._items.move_to_end(key)
-        return item[0]
-
-    def put(self, key: K, value: T, size: int, bound: int) -> None:
-        old = self._items.pop(key, None)
-        self._used += size - (old[1] if old else 0)
-        self._items[key] = (value, size)
-        while self._used > bound and len(self._items) > 1:
-            _, (_, dropped) = self._items.popitem(last=False)
-            self._used -= dropped
-
-    def clear(self) -> None:
-        self._items.clear()
-        self._used = 0
-
-
 def _unit(vector: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     data = np.asarray(vector, dtype=np.float32)
     norm = float(np.linalg.norm(data))
     out: npt.NDArray[np.float32] = data / norm if norm > 0 and math.isfinite(norm) else data
     return out
-
-
-_NO_ROWS: Rows = np.zeros(0, dtype=np.int64)
-_NO_SCORES: Floats = np.zeros(0, dtype=np.float64)
-
-
-def sum_by_row(rows: list[Rows], scores: list[Floats]) -> tuple[Rows, Floats]:
-    """Per-term (rows, scores) summed per row."""
-    if len(rows) == 1:
-        return rows[0], scores[0]
-    every = np.concatenate(rows)
-    unique, where = np.unique(every, return_inverse=True)
-    summed = np.bincount(where, weights=np.concatenate(scores), minlength=unique.size)
-    return unique, summed.astype(np.float64)
-
-
-def top(rows: Rows, scores: Floats, limit: int) -> tuple[Rows, Floats]:
-    """The ``limit`` best rows, best first (ties: the earlier row first)."""
-    if rows.size > limit:
-        keep = np.argpartition(-scores, limit - 1)[:limit] if limit > 0 else _NO_ROWS
-        rows, scores = rows[keep], scores[keep]
-    order = np.lexsort((rows, -scores))
-    return rows[order], scores[order]

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import numpy as np
 import numpy.typing as npt
 
-from remem.index.live import sum_by_row
+from remem.index.arrays import sum_by_row
 
 Rows = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]

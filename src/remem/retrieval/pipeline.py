@@ -17,7 +17,8 @@ from datetime import timedelta
 
 import numpy as np
 
-from remem.index.live import LiveScope, Rows, top
+from remem.index.arrays import Rows, top
+from remem.index.live import LiveScope
 from remem.retrieval import fusion, scope, steps
 from remem.retrieval.graph import personalized_pagerank
 from remem.retrieval.query import QueryAnalysis, terms

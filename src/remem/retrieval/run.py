@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from remem.index.live import LiveScope, Rows, top
+from remem.index.arrays import Rows, top
+from remem.index.live import LiveScope
 from remem.retrieval.query import QueryAnalysis
 from remem.retrieval.recipes import Recipe
 from remem.stores.base import MemoryFilter, Store
