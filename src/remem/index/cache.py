@@ -31,6 +31,7 @@ class _Entry:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.scope = LiveScope()
+        self.nbytes = 0  # the scope's ``nbytes()`` as of its last refresh
 
 
 class LiveIndex:
@@ -85,6 +86,7 @@ class LiveIndex:
         except BaseException:
             entry.scope = LiveScope()  # never keep a half-applied index: rebuild next time
             raise
+        entry.nbytes = entry.scope.nbytes()
         took = time.perf_counter() - started
         if took > SLOW_REFRESH_S:
             log.info("scope index %s took in %d rows in %.2f s", key, len(changes.rows), took)
@@ -93,14 +95,12 @@ class LiveIndex:
         """Drop the least recently used scope indexes (never ``keep``) while all of them
         together take more than the budget; a dropped one is rebuilt when searched."""
         with self._lock:
-            sizes = {key: entry.scope.nbytes() for key, entry in self._entries.items()}
-            total = sum(sizes.values())
+            total = sum(entry.nbytes for entry in self._entries.values())
             for key in list(self._entries):
                 if total <= self.budget:
                     break
                 if key != keep:
-                    del self._entries[key]
-                    total -= sizes[key]
+                    total -= self._entries.pop(key).nbytes
             if total > self.budget:
                 log.info("the index of scope %s alone takes about %d MB, over the %d MB "
                          "budget", keep, total >> 20, self.budget >> 20)  # fmt: skip

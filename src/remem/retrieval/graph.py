@@ -30,6 +30,7 @@ class Graph:
     src: Ints
     dst: Ints
     prob: Floats  # transition probability of each directed edge (rows sum to 1)
+    dangling: npt.NDArray[np.bool_]  # nodes without edges (their walk restarts)
 
 
 def build_graph(
@@ -58,7 +59,7 @@ def graph_from_edges(
     n_nodes = n_memories + n_entities
     out_weight = np.bincount(src, weights=both, minlength=n_nodes)
     prob = both / np.where(out_weight[src] > 0, out_weight[src], 1.0)
-    return Graph(n_memories, n_nodes, src, dst, prob)
+    return Graph(n_memories, n_nodes, src, dst, prob, out_weight <= 0)
 
 
 def personalized_pagerank(
@@ -78,12 +79,11 @@ def personalized_pagerank(
     if total <= 0:
         return np.zeros(graph.n_nodes)
     restart /= total
-    has_edges = np.bincount(graph.src, minlength=graph.n_nodes) > 0
     scores: Floats = restart.copy()
     for _ in range(iterations):
         spread = np.bincount(graph.dst, weights=scores[graph.src] * graph.prob,
                              minlength=graph.n_nodes)  # fmt: skip
-        dangling = scores[~has_edges].sum()
+        dangling = scores[graph.dangling].sum()
         updated: Floats = (1 - damping) * restart + damping * (spread + dangling * restart)
         converged = float(np.abs(updated - scores).sum()) < 1e-10
         scores = updated
