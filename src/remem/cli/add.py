@@ -10,14 +10,13 @@ from typing import Any
 import click
 from tqdm import tqdm
 
-from remem.cli.main import (
+from remem.cli.common import (
     State,
-    _decode,
-    _json_object,
-    _read_input,
-    _scope_options,
-    main,
+    decode_utf8,
+    json_object,
     pass_state,
+    read_input,
+    scope_options,
     to_json,
 )
 from remem.engine import Memory
@@ -31,14 +30,14 @@ _SINGLE_FIELD = re.compile(r"messages\[0\]\.(\w+)")
 # ------------------------------------------------------------------------------- add
 
 
-@main.command()
+@click.command()
 @click.argument("text", required=False)
-@_scope_options
+@scope_options
 @click.option("--role", type=click.Choice(ROLES), help="Who said TEXT.  [default: user]")
 @click.option("--name", help="Speaker name for TEXT.")
 @click.option("--timestamp", help="When it was said (ISO 8601); the default for --file lines.")
 @click.option("--id", "message_id", help="Your id for TEXT; re-adding it is a no-op.")
-@click.option("--metadata", callback=_json_object, help="JSON object stored with each message.")
+@click.option("--metadata", callback=json_object, help="JSON object stored with each message.")
 @click.option(
     "--file",
     "file",
@@ -81,7 +80,7 @@ def add(
             raise click.UsageError("--role, --name and --id apply to TEXT; put them in each line")
         summary = _add_file(state.memory(), file, scope, timestamp, metadata)
     else:
-        message = {"role": role or "user", "content": _read_input(str(text)), "name": name,
+        message = {"role": role or "user", "content": read_input(str(text)), "name": name,
                    "timestamp": timestamp, "id": message_id}  # fmt: skip
         summary = _add_one(state.memory(), message, scope, metadata)
     _print_added(state, summary, file)
@@ -111,7 +110,7 @@ def _read_messages(path: Path) -> list[tuple[int, dict[str, Any]]]:
         raw = path.read_bytes()
     except OSError as exc:
         raise DataFormatError(f"cannot read {path}: {exc.strerror or exc}") from None
-    lines = split_lines(_decode(raw, str(path)).removeprefix("\ufeff"))  # a BOM is not data
+    lines = split_lines(decode_utf8(raw, str(path)).removeprefix("\ufeff"))  # a BOM is not data
     out = jsonl_objects(path, lines, '{"role": "user", "content": "hi"}')
     if not out:
         raise DataFormatError(f"{path} holds no messages (one JSON object per line)")

@@ -24,13 +24,12 @@ from remem.bench.latency import (
 from remem.bench.live import run_live
 from remem.bench.metrics import format_table
 from remem.bench.runner import run
-from remem.cli.main import (
+from remem.cli.common import (
     RECIPE_HELP,
     F,
     State,
-    _check_writable,
     check_recipes,
-    main,
+    check_writable,
     pass_state,
     to_json,
 )
@@ -55,7 +54,7 @@ KEY_METRICS = {
 # ----------------------------------------------------------------------------- bench
 
 
-@main.group()
+@click.group()
 def bench() -> None:
     """Measure retrieval quality and speed on LoCoMo or LongMemEval files, search
     latency per recipe against the query embedding (latency), search speed while a
@@ -152,7 +151,7 @@ def _run_bench(
 ) -> None:
     """Check the file's layout, run every recipe, print tables or JSON, write ``--out``."""
     if out is not None:
-        _check_writable(out)
+        check_writable(out)
     dataset = load_dataset(data)
     found = dataset.name
     if found != benchmark:
@@ -391,7 +390,7 @@ def live(
       remem bench live --sizes 1000,10000 --out live.json
     """
     if out is not None:
-        _check_writable(out)
+        check_writable(out)
     embedder = create_embedder(load_settings(state.db).embedder)
     try:
         report = run_live(sizes, embedder, recipe, rounds, progress=not no_progress,
@@ -471,7 +470,7 @@ def latency(
       remem bench latency --recipe default --recipe bm25 --user-size 10000 --out latency.json
     """
     if out is not None:
-        _check_writable(out)
+        check_writable(out)
     dataset = load_dataset(data) if data is not None else None
     embedder = create_embedder(load_settings(state.db).embedder)
 
@@ -559,7 +558,7 @@ def concurrency(
       remem bench concurrency --writers 4 --searchers 2 --seconds 30 --out conc.json
     """
     if out is not None:
-        _check_writable(out)
+        check_writable(out)
     report = run_concurrency(
         writers, searchers, seconds, adds_per_writer, users, sessions,
         load_settings(state.db).embedder, progress=not no_progress,

@@ -2,259 +2,40 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
-import os
-import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from remem import __version__
-from remem.engine import Memory
-from remem.errors import (
-    InvalidInputError,
-    RememError,
-    kind_of,
+from remem.api import ContextRequest, ListRequest, SearchRequest
+from remem.cli.add import add
+from remem.cli.bench import bench
+from remem.cli.common import (
+    Cli,
+    State,
+    arg_text,
+    check_writable,
+    compact,
+    exit_code,
+    format_when,
+    kind_option,
+    pass_state,
+    recipe_option,
+    scope_options,
+    shorten,
+    to_json,
 )
-from remem.models import MEMORY_KINDS, MemoryEvent, MemoryRecord, SearchResults, Stats
-from remem.retrieval.recipes import RECIPES, get_recipe
-from remem.settings import DEFAULT_DB, load_settings
+from remem.models import MemoryEvent, MemoryRecord, SearchResults, Stats
+from remem.settings import DEFAULT_DB
 
-F = TypeVar("F", bound=Callable[..., Any])
-logger = logging.getLogger(__name__)
-
-TEXT_WIDTH = 160
+__all__ = ["exit_code", "main"]
 
 
-# ------------------------------------------------------------------------------ edge
-
-
-def exit_code(error: RememError) -> int:
-    """The process exit code for a library error (``remem.errors.ERRORS``): 2 input, 3 not
-    found, 4 store, 1 other."""
-    return kind_of(error).exit_code
-
-
-def report_internal_error(exc: Exception) -> int:
-    """Print an unexpected exception as one line (no traceback) and return exit code 1.
-
-    The traceback goes to this module's logger at DEBUG level, for whoever configured one.
-    """
-    logger.debug("internal error", exc_info=exc)
-    what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    click.echo(f"error: internal error: {what}; please report it", err=True)
-    return 1
-
-
-# click's own control flow (usage errors, --help, aborted prompts) passes through untouched
-_CLICK_FLOW = (click.ClickException, click.exceptions.Exit, click.Abort)
-
-
-class _Cli(click.Group):
-    """A click group that turns every ``RememError`` into ``error: ...`` and an exit code,
-    and any other exception into ``error: internal error: ...`` and exit code 1: the
-    command line never prints a traceback."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except RememError as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(exit_code(exc))
-        except _CLICK_FLOW:
-            raise
-        except Exception as exc:  # the edge: report it, never a traceback
-            ctx.exit(report_internal_error(exc))
-
-    def main(self, *args: Any, **kwargs: Any) -> Any:
-        """Also catch what fails outside a command (closing the store, parsing)."""
-        try:
-            return super().main(*args, **kwargs)
-        except RememError as exc:
-            if not kwargs.get("standalone_mode", True):
-                raise
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(exit_code(exc))
-        except _CLICK_FLOW:
-            raise
-        except Exception as exc:
-            if not kwargs.get("standalone_mode", True):
-                raise
-            sys.exit(report_internal_error(exc))
-
-
-@dataclass
-class State:
-    """Global options, and the ``Memory`` built on first use (the embedder loads slowly)."""
-
-    db: str | None
-    namespace: str | None
-    as_json: bool
-    _memory: Memory | None = None
-
-    def memory(self) -> Memory:
-        """The ``Memory`` for ``--db``/``--namespace`` and the ``REMEM_*`` settings."""
-        if self._memory is None:
-            config = load_settings(self.db)
-            if self.namespace is not None:
-                config = dataclasses.replace(config, namespace=self.namespace)
-            self._memory = Memory(config)
-        return self._memory
-
-    def close(self) -> None:
-        """Close the ``Memory`` if one was built."""
-        if self._memory is not None:
-            self._memory.close()
-            self._memory = None
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _plain(value: Any) -> Any:
-    """Dataclasses (and lists of them) as JSON-ready dicts and lists."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, set | frozenset):
-        return sorted(value)
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
-
-
-def to_json(value: Any) -> str:
-    """``value`` as indented JSON: dataclasses as objects, datetimes as ISO 8601 strings."""
-    return json.dumps(_plain(value), default=_json_default, ensure_ascii=False, indent=2)
-
-
-def _compact(value: Any) -> str:
-    """``value`` as one-line JSON."""
-    return json.dumps(_plain(value), default=_json_default, ensure_ascii=False)
-
-
-def _decode(data: bytes, what: str) -> str:
-    """Strict UTF-8 decoding, with an error that says where the bad byte is."""
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidInputError(
-            f"{what} is not valid UTF-8 (bad byte at offset {exc.start}); convert it to UTF-8"
-        ) from None
-
-
-def _arg_text(value: str, what: str) -> str:
-    """A command-line argument, re-checked as UTF-8 (undecodable bytes arrive escaped)."""
-    return _decode(os.fsencode(value), what)
-
-
-def _read_input(text: str, what: str = "TEXT") -> str:
-    """``text`` itself, or standard input (one trailing newline dropped) when it is ``-``."""
-    if text != "-":
-        return _arg_text(text, what)
-    stream = getattr(sys.stdin, "buffer", None)
-    if stream is None:
-        raise InvalidInputError("standard input is closed; pipe the text in, or give it as TEXT")
-    data = stream.read()
-    return _decode(data, "standard input").removesuffix("\n").removesuffix("\r")
-
-
-def _json_object(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
-    """Click callback: parse an option holding a JSON object."""
-    if value is None:
-        return None
-    try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(
-            f'not valid JSON ({exc.msg}); e.g. \'{{"topic": "pets"}}\''
-        ) from None
-    except RecursionError:
-        raise click.BadParameter("nested too deeply to read") from None
-    except ValueError as exc:  # e.g. an integer of more than 4300 digits
-        raise click.BadParameter(f"cannot be read as JSON: {exc}") from None
-    if not isinstance(parsed, dict):
-        raise click.BadParameter(f"must be a JSON object, not {type(parsed).__name__}")
-    return parsed
-
-
-def _check_writable(path: Path) -> Path:
-    """Fail before any work if ``path`` cannot be created (its folder is missing)."""
-    if path.is_dir() or not path.resolve().parent.is_dir():
-        raise click.BadParameter(f"cannot write {path}: not a file in an existing folder")
-    return path
-
-
-def _short(text: str, width: int = TEXT_WIDTH) -> str:
-    """``text`` on one line, cut to ``width`` characters."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
-
-
-def _when(value: datetime | None, seconds: bool = False) -> str:
-    if value is None:
-        return "-"
-    return value.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d")
-
-
-def _scope_options(func: F) -> F:
-    """Add ``--user/-u``, ``--agent`` and ``--session``."""
-    func = click.option("--session", "-s", "session_id", help="Session id.")(func)
-    func = click.option("--agent", "-a", "agent_id", help="Agent id.")(func)
-    return click.option("--user", "-u", "user_id", help="User id.")(func)
-
-
-def check_recipes(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    """Validate recipe names (one or several) with the library's own lookup."""
-    for name in value if isinstance(value, tuple) else (value,) if value else ():
-        try:
-            get_recipe(name)
-        except InvalidInputError as exc:
-            raise click.BadParameter(str(exc)) from None
-    return value
-
-
-RECIPE_HELP = (
-    f"one of {', '.join(sorted(RECIPES))}, or '<recipe>-no-<mechanism>' to switch one "
-    "mechanism off (e.g. default-no-graph)"
-)
-
-
-def _recipe_option(func: F) -> F:
-    return click.option(
-        "--recipe",
-        callback=check_recipes,
-        help=f"Retrieval recipe: {RECIPE_HELP}.  [default: REMEM_RECIPE or default]",
-    )(func)
-
-
-def _kind_option(func: F) -> F:
-    return click.option(
-        "--kind",
-        "kinds",
-        multiple=True,
-        type=click.Choice(MEMORY_KINDS),
-        help="Only memories of this kind (repeatable).",
-    )(func)
-
-
-# ------------------------------------------------------------------------------ main
-
-
-@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--db",
     metavar="PATH|URL",
@@ -291,18 +72,15 @@ def main(
     ctx.call_on_close(state.close)
 
 
-pass_state = click.make_pass_decorator(State)
-
-
 # ---------------------------------------------------------------------------- search
 
 
 @main.command()
 @click.argument("query")
-@_scope_options
-@_kind_option
+@scope_options
+@kind_option
 @click.option("--limit", "-n", type=int, default=10, show_default=True, help="Hits to return.")
-@_recipe_option
+@recipe_option
 @click.option("--since", help="Only memories from this time on (ISO 8601).")
 @click.option("--until", help="Only memories before this time (ISO 8601).")
 @click.option(
@@ -339,11 +117,12 @@ def search(
       remem search -u ana "where does Ana live?"
       remem search -u ana --since 2024-01-01 --recipe bm25 --explain "dog"
     """
-    results = state.memory().search(
-        _arg_text(query, "QUERY"), user_id=user_id, agent_id=agent_id, session_id=session_id,
-        kinds=kinds or None, since=since, until=until, limit=limit, recipe=recipe,
-        explain=explain, reference_time=reference_time,
+    request = SearchRequest(
+        query=arg_text(query, "QUERY"), user_id=user_id, agent_id=agent_id,
+        session_id=session_id, kinds=list(kinds) or None, since=since, until=until,
+        limit=limit, recipe=recipe, explain=explain, reference_time=reference_time,
     )  # fmt: skip
+    results = request.run(state.memory())
     if state.as_json:
         click.echo(to_json(results))
         return
@@ -353,8 +132,8 @@ def search(
 
 @main.command()
 @click.argument("query")
-@_scope_options
-@_kind_option
+@scope_options
+@kind_option
 @click.option(
     "--budget",
     type=click.IntRange(1, 1_000_000),
@@ -362,7 +141,7 @@ def search(
     show_default=True,
     help="Token budget for the packed memories.",
 )
-@_recipe_option
+@recipe_option
 @pass_state
 def context(
     state: State,
@@ -383,10 +162,11 @@ def context(
     Example:
       remem context -u ana --budget 500 "where does Ana live?"
     """
-    result = state.memory().context(
-        _arg_text(query, "QUERY"), budget_tokens=budget, user_id=user_id, agent_id=agent_id,
-        session_id=session_id, kinds=kinds or None, recipe=recipe,
+    request = ContextRequest(
+        query=arg_text(query, "QUERY"), budget_tokens=budget, user_id=user_id,
+        agent_id=agent_id, session_id=session_id, kinds=list(kinds) or None, recipe=recipe,
     )  # fmt: skip
+    result = request.run(state.memory())
     if state.as_json:
         click.echo(to_json(result))
         return
@@ -404,11 +184,11 @@ def _format_hits(results: SearchResults, explain: bool) -> list[str]:
     lines = [f"{len(results)} {noun} for {results.query!r} "
              f"(recipe {results.recipe}, {results.took_ms:.1f} ms)"]  # fmt: skip
     if explain and results.explain:  # its keys vary with the recipe; show them as JSON
-        lines += [f"{key}: {_compact(value)}" for key, value in results.explain.items()]
+        lines += [f"{key}: {compact(value)}" for key, value in results.explain.items()]
     for hit in results:
         memory = hit.memory
-        when = _when(memory.occurred_at or memory.created_at)
-        lines.append(f"{hit.rank:>3}  {hit.score:.3f}  {when}  {_short(memory.text)}")
+        when = format_when(memory.occurred_at or memory.created_at)
+        lines.append(f"{hit.rank:>3}  {hit.score:.3f}  {when}  {shorten(memory.text)}")
         lines.append(f"{'':17}sources: {', '.join(memory.source_ids)}")
         if explain:
             found = ", ".join(hit.channels) or "context steps only"
@@ -422,8 +202,8 @@ def _format_hits(results: SearchResults, explain: bool) -> list[str]:
 
 
 @main.command(name="list")
-@_scope_options
-@_kind_option
+@scope_options
+@kind_option
 @click.option("--limit", "-n", type=int, default=20, show_default=True, help="Rows to show.")
 @click.option("--offset", type=int, default=0, show_default=True, help="Rows to skip.")
 @pass_state
@@ -442,18 +222,19 @@ def list_(
     Example:
       remem list -u ana --kind turn --limit 50 --offset 50
     """
-    records = state.memory().list(
-        user_id=user_id, agent_id=agent_id, session_id=session_id, kinds=kinds or None,
+    request = ListRequest(
+        user_id=user_id, agent_id=agent_id, session_id=session_id, kinds=list(kinds) or None,
         limit=limit, offset=offset,
     )  # fmt: skip
+    records = request.run(state.memory()).items
     if state.as_json:
         click.echo(to_json(records))
         return
     if not records:
         click.echo("no memories", err=True)
     for record in records:
-        when = _when(record.occurred_at or record.created_at)
-        click.echo(f"{record.id}  {when}  {record.kind:<5}  {_short(record.text, 100)}")
+        when = format_when(record.occurred_at or record.created_at)
+        click.echo(f"{record.id}  {when}  {record.kind:<5}  {shorten(record.text, 100)}")
 
 
 @main.command()
@@ -466,7 +247,7 @@ def get(state: State, memory_id: str) -> None:
     Example:
       remem get 3f2a9c0d1e7b4c55a1d2e3f4a5b6c7d8
     """
-    record = state.memory().get(_arg_text(memory_id, "ID"))
+    record = state.memory().get(arg_text(memory_id, "ID"))
     click.echo(to_json(record) if state.as_json else "\n".join(_describe(record)))
 
 
@@ -477,11 +258,12 @@ def _describe(record: MemoryRecord) -> list[str]:
         ("id", record.id), ("kind", record.kind), ("text", record.text),
         ("namespace", scope.namespace), ("user", scope.user_id), ("agent", scope.agent_id),
         ("session", scope.session_id), ("sources", ", ".join(record.source_ids)),
-        ("occurred", record.occurred_at and _when(record.occurred_at, True)),
-        ("created", _when(record.created_at, True)), ("updated", _when(record.updated_at, True)),
+        ("occurred", record.occurred_at and format_when(record.occurred_at, True)),
+        ("created", format_when(record.created_at, True)),
+        ("updated", format_when(record.updated_at, True)),
         ("metadata", record.metadata and json.dumps(dict(record.metadata), ensure_ascii=False)),
         ("importance", f"{record.importance:.2f}"), ("pinned", record.pinned and "yes"),
-        ("expires", record.expires_at and _when(record.expires_at, True)),
+        ("expires", record.expires_at and format_when(record.expires_at, True)),
         ("superseded by", record.superseded_by),
     ]  # fmt: skip
     return [f"{name + ':':<15}{value}" for name, value in rows if value]
@@ -490,7 +272,7 @@ def _describe(record: MemoryRecord) -> list[str]:
 @main.command()
 @click.argument("memory_id", required=False)
 @click.option("--all", "everything", is_flag=True, help="Delete a whole scope (needs a scope).")
-@_scope_options
+@scope_options
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @pass_state
 def delete(
@@ -520,9 +302,9 @@ def delete(
     if memory_id is None or scoped:
         raise click.UsageError("give a memory ID, or --all with --user/--agent/--session")
     memory = state.memory()
-    record = memory.get(_arg_text(memory_id, "ID"))
+    record = memory.get(arg_text(memory_id, "ID"))
     if not yes:
-        click.confirm(f"Delete memory {record.id} ({_short(record.text, 60)!r})?", abort=True,
+        click.confirm(f"Delete memory {record.id} ({shorten(record.text, 60)!r})?", abort=True,
                       err=True)  # fmt: skip
     memory.delete(record.id)
     click.echo(to_json({"deleted": record.id}) if state.as_json else f"deleted {record.id}")
@@ -546,7 +328,7 @@ def _delete_scope(
 
 
 @main.command()
-@_scope_options
+@scope_options
 @click.option("--kind", help="Only entities of this kind (name, speaker, title, keyphrase).")
 @click.option("--limit", "-n", type=int, default=30, show_default=True, help="Rows to show.")
 @pass_state
@@ -576,7 +358,7 @@ def entities(
     if not table:
         click.echo("no entities (add messages first; enrichment finds them)", err=True)
     for e in table:
-        seen = f"{_when(e.first_seen)}..{_when(e.last_seen)}"
+        seen = f"{format_when(e.first_seen)}..{format_when(e.last_seen)}"
         click.echo(f"{e.strength:8.2f}  {e.kind:9}  {e.mentions:4}x in {e.sessions:3} sessions"
                    f"  {seen}  {e.name}")  # fmt: skip
 
@@ -592,7 +374,7 @@ def history(state: State, memory_id: str) -> None:
       remem history 3f2a9c0d1e7b4c55a1d2e3f4a5b6c7d8
     """
     # Memory.history's ``list[...]`` annotation resolves to the method Memory.list under mypy
-    events: Sequence[MemoryEvent] = state.memory().history(_arg_text(memory_id, "ID"))
+    events: Sequence[MemoryEvent] = state.memory().history(arg_text(memory_id, "ID"))
     if state.as_json:
         click.echo(to_json(events))
         return
@@ -601,9 +383,9 @@ def history(state: State, memory_id: str) -> None:
 
 
 def _format_event(event: MemoryEvent) -> str:
-    line = f"{_when(event.at, True)}  {event.action:<9}  by {event.actor} ({event.reason})"
+    line = f"{format_when(event.at, True)}  {event.action:<9}  by {event.actor} ({event.reason})"
     text = (event.after or {}).get("text")
-    return f"{line}\n{'':21}{_short(str(text))}" if text else line
+    return f"{line}\n{'':21}{shorten(str(text))}" if text else line
 
 
 # ------------------------------------------------------------------ export/import/stats
@@ -619,7 +401,7 @@ def export(state: State, path: Path) -> None:
     Example:
       remem --db notes.db export backup.jsonl
     """
-    _check_writable(path)
+    check_writable(path)
     try:
         rows = state.memory().export(path)
     except OSError as exc:
@@ -672,5 +454,5 @@ def _describe_stats(result: Stats) -> list[str]:
     return [f"{name + ':':<10}{value}" for name, value in rows]
 
 
-from remem.cli import add as _add  # noqa: E402,F401  (registers `remem add`)
-from remem.cli import bench as _bench  # noqa: E402,F401  (registers `remem bench`)
+main.add_command(add)
+main.add_command(bench)
