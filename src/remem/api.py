@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from remem.engine import Memory
 
 # read by pydantic (the REST server) when it validates a body against a request
-STRICT: dict[str, Any] = {"extra": "forbid", "strict": True}
+STRICT: dict[str, Any] = {"extra": "forbid"}
 Timestamp = str | int | float | None  # ISO 8601, or seconds since the epoch
 
 
@@ -147,6 +147,16 @@ class UpdateRequest:
         fields = ("text", "metadata", "pinned", "expires_at", "importance")
         changes = {f: getattr(self, f) for f in fields if getattr(self, f) is not None}
         return memory.update(memory_id, reason=self.reason, **changes)
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeyRequest:
+    """A new API key for a tenant (``remem.keys.KeyRing.create``)."""
+
+    __pydantic_config__: ClassVar[dict[str, Any]] = STRICT
+    tenant: str
+    name: str = ""
+    admin: bool = False
 
 
 # ---------------------------------------------------------------------------- results

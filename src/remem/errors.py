@@ -9,7 +9,9 @@
     │   └── CorruptStoreError  the file is not a remem database, or is damaged
     ├── EmbedderError          the embedder failed or is misconfigured
     ├── DataFormatError        a data file (import, benchmark) is not in the expected layout
-    └── ConfigError            invalid configuration or a missing optional extra
+    ├── ConfigError            invalid configuration or a missing optional extra
+    ├── AuthError              a request without a valid API key (REST)
+    └── ForbiddenError         a valid key asking for what its role may not do (REST)
 
 Every message says what went wrong and what to do about it. ``ERRORS`` maps each class to
 how the CLI, the REST server and MCP report it (``kind_of``).
@@ -63,6 +65,14 @@ class ConfigError(RememError):
     """The configuration is invalid or an optional extra is missing."""
 
 
+class AuthError(RememError):
+    """A request carried no API key, or one that is unknown or revoked."""
+
+
+class ForbiddenError(RememError):
+    """The API key is valid but may not do this (key management needs an admin key)."""
+
+
 @dataclass(frozen=True)
 class ErrorKind:
     """How every adapter reports one kind of error: a stable code for machines, the CLI's
@@ -87,6 +97,8 @@ ERRORS: dict[type[RememError], ErrorKind] = {
     EmbedderError: ErrorKind("embedder_error", 1, 502, INTERNAL),
     DataFormatError: ErrorKind("data_format", 2, 422, INVALID_PARAMS),
     ConfigError: ErrorKind("config_error", 2, 500, INTERNAL),
+    AuthError: ErrorKind("unauthorized", 2, 401, INVALID_PARAMS),
+    ForbiddenError: ErrorKind("forbidden", 2, 403, INVALID_PARAMS),
 }
 """The one table mapping each error class to how the CLI, REST and MCP report it."""
 

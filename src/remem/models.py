@@ -175,3 +175,17 @@ class Stats:
     embedder: str | None
     schema_version: int
     path: str | None = None
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """An API key of the REST server, as listed (the key itself is shown once, at creation,
+    and only its hash is kept). A key belongs to one tenant (a namespace); an admin key
+    also manages keys."""
+
+    id: str
+    tenant: str
+    name: str
+    admin: bool
+    created_at: datetime
+    revoked_at: datetime | None = None

@@ -113,6 +113,24 @@ class State:
             self._memory = None
 
 
+def _set_db(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        ctx.ensure_object(State).db = value
+    return value
+
+
+def db_option(func: F) -> F:
+    """``--db`` on a subcommand too (``remem serve --db PATH``), same as the group's."""
+    return click.option(
+        "--db",
+        metavar="PATH|URL",
+        expose_value=False,
+        is_eager=True,
+        callback=_set_db,
+        help="Database (overrides the one given before the command).  [env: REMEM_DB]",
+    )(func)
+
+
 # --------------------------------------------------------------------------- helpers
 
 

@@ -29,6 +29,7 @@ from remem.cli.common import (
     shorten,
     to_json,
 )
+from remem.cli.serve import keys, serve
 from remem.models import MemoryEvent, MemoryRecord, SearchResults, Stats
 from remem.settings import DEFAULT_DB
 
@@ -456,3 +457,5 @@ def _describe_stats(result: Stats) -> list[str]:
 
 main.add_command(add)
 main.add_command(bench)
+main.add_command(serve)
+main.add_command(keys)

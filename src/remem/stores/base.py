@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from remem.models import MemoryEvent, MemoryRecord, Message, Scope, Stats
+from remem.models import ApiKey, MemoryEvent, MemoryRecord, Message, Scope, Stats
 
 
 @dataclass(frozen=True)
@@ -252,6 +252,22 @@ class Store(ABC):
     @abstractmethod
     def load(self, namespace: str, rows: Sequence[Mapping[str, Any]]) -> int:
         """Insert dumped rows atomically; returns the number of rows written."""
+
+    @abstractmethod
+    def add_api_key(self, key: ApiKey, key_hash: str) -> None:
+        """Store a new API key (its hash, never the key)."""
+
+    @abstractmethod
+    def api_keys(self) -> list[ApiKey]:
+        """Every API key, revoked ones included, oldest first."""
+
+    @abstractmethod
+    def revoke_api_key(self, key_id: str, at: datetime) -> ApiKey:
+        """Revoke a key (``NotFoundError`` if unknown); revoking twice keeps the first time."""
+
+    @abstractmethod
+    def api_key_by_hash(self, key_hash: str) -> ApiKey | None:
+        """The key with this hash, revoked or not, or ``None``."""
 
     @abstractmethod
     def close(self) -> None:

@@ -298,12 +298,32 @@ def _live_store(conn: sqlite3.Connection) -> None:
     )
 
 
+def _api_keys(conn: sqlite3.Connection) -> None:
+    """API keys of the REST server: each belongs to one tenant (namespace); only a hash of
+    the key is kept."""
+    _run_script(
+        conn,
+        """
+        CREATE TABLE api_keys (
+            id TEXT PRIMARY KEY,
+            hash TEXT NOT NULL UNIQUE,
+            tenant TEXT NOT NULL,
+            name TEXT NOT NULL DEFAULT '',
+            admin INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            revoked_at TEXT
+        );
+        """,
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "create_core_tables", _create_core),
     (2, "create_fts5_index", _create_fts),
     (3, "create_entity_time_term_and_session_tables", _create_links),
     (4, "link_existing_memories", _link_existing),
     (5, "live_store_revisions_tombstones_and_ids_per_namespace", _live_store),
+    (6, "api_keys", _api_keys),
 )
 
 

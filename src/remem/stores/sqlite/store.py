@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from remem.errors import ConfigError, ConflictError, CorruptStoreError, NotFoundError, StoreError
-from remem.models import MemoryEvent, MemoryRecord, Message, Scope, Stats
+from remem.models import ApiKey, MemoryEvent, MemoryRecord, Message, Scope, Stats
 from remem.stores.base import (
     KEEP,
     Changes,
@@ -520,9 +521,53 @@ class SQLiteStore(Store):
                 ) from exc
             raise
 
+    # -- API keys ----------------------------------------------------------------------
+
+    def add_api_key(self, key: ApiKey, key_hash: str) -> None:
+        """Store a new key's hash and owner."""
+        with self._db.write() as (conn, _):
+            conn.execute(
+                "INSERT INTO api_keys (id, hash, tenant, name, admin, created_at, revoked_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (key.id, key_hash, key.tenant, key.name, int(key.admin),
+                 to_db_time(key.created_at), to_db_time(key.revoked_at)),
+            )  # fmt: skip
+
+    def api_keys(self) -> list[ApiKey]:
+        """Every key, oldest first."""
+        return [_api_key(r) for r in self._db.query(f"{_KEY_SELECT} ORDER BY created_at, id")]
+
+    def revoke_api_key(self, key_id: str, at: datetime) -> ApiKey:
+        """Set a key's revocation time (kept if it was already revoked)."""
+        with self._db.write() as (conn, _):
+            conn.execute(
+                "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?",
+                (to_db_time(at), key_id),
+            )
+            row = conn.execute(f"{_KEY_SELECT} WHERE id = ?", (key_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no API key {key_id!r}; list keys with `remem keys list`")
+        return _api_key(row)
+
+    def api_key_by_hash(self, key_hash: str) -> ApiKey | None:
+        """The key stored with this hash."""
+        found = self._db.query(f"{_KEY_SELECT} WHERE hash = ?", (key_hash,))
+        return _api_key(found[0]) if found else None
+
     def close(self) -> None:
         """Close the connection (further calls fail)."""
         self._db.close()
+
+
+_KEY_SELECT = "SELECT id, tenant, name, admin, created_at, revoked_at FROM api_keys"
+
+
+def _api_key(r: sqlite3.Row) -> ApiKey:
+    return ApiKey(
+        id=r["id"], tenant=r["tenant"], name=r["name"], admin=bool(r["admin"]),
+        created_at=from_db_time(r["created_at"]) or utcnow(),
+        revoked_at=from_db_time(r["revoked_at"]),
+    )  # fmt: skip
 
 
 def _index_row(r: sqlite3.Row) -> IndexRow:

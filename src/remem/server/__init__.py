@@ -1,0 +1,1 @@
+"""remem over HTTP: the REST application (``create_app``) and ``remem serve``."""
