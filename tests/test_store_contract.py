@@ -995,3 +995,26 @@ def test_session_search_ranks_whole_sessions_and_follows_writes(store_factory):
     only_s2 = ssearch(store, ["food"], replace(flt, session_id="s2"), 10)
     assert [h.id for h in only_s2] == [session_key("u", None, "s2")]
     assert ssearch(store, [], flt, 10) == []
+
+
+def test_api_keys_are_kept_hashed_listed_and_revoked(store_factory):
+    from remem.models import ApiKey
+
+    store = store_factory()
+    now = utcnow()
+    first = ApiKey("k1", "acme", "backend", False, now)
+    second = ApiKey("k2", "globex", "", True, now + timedelta(seconds=1))
+    store.add_api_key(first, "hash-1")
+    store.add_api_key(second, "hash-2")
+    with pytest.raises(RememError):
+        store.add_api_key(ApiKey("k3", "acme", "", False, now), "hash-1")  # hashes are unique
+    assert store.api_keys() == [first, second]
+    assert store.api_key_by_hash("hash-2") == second
+    assert store.api_key_by_hash("nope") is None
+    revoked = store.revoke_api_key("k1", now + timedelta(minutes=1))
+    assert revoked.revoked_at == now + timedelta(minutes=1)
+    again = store.revoke_api_key("k1", now + timedelta(hours=1))
+    assert again.revoked_at == revoked.revoked_at  # the first revocation time stays
+    assert store_factory().api_key_by_hash("hash-1") == revoked  # seen by another connection
+    with pytest.raises(NotFoundError):
+        store.revoke_api_key("k9", now)

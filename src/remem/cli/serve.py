@@ -75,7 +75,13 @@ def serve(state: State, host: str, port: int, log_level: str) -> None:
 
 @click.group()
 def keys() -> None:
-    """Create, list and revoke the REST server's API keys."""
+    """Create, list and revoke the REST server's API keys.
+
+    \b
+    Example:
+      remem keys create --db memory.db --tenant acme
+      remem keys list --db memory.db
+    """
 
 
 def _ring(state: State) -> KeyRing:
@@ -111,7 +117,12 @@ def create(state: State, tenant: str, name: str, admin: bool) -> None:
 @db_option
 @pass_state
 def list_(state: State) -> None:
-    """List keys (ids, tenants, roles; never the keys themselves)."""
+    """List keys (ids, tenants, roles; never the keys themselves).
+
+    \b
+    Example:
+      remem keys list --db memory.db
+    """
     found = _ring(state).list()
     if state.as_json:
         click.echo(to_json(found))
@@ -129,6 +140,11 @@ def list_(state: State) -> None:
 @click.argument("key_id")
 @pass_state
 def revoke(state: State, key_id: str) -> None:
-    """Revoke a key; every server on the database refuses it from the next request."""
+    """Revoke a key; every server on the database refuses it from the next request.
+
+    \b
+    Example:
+      remem keys revoke --db memory.db 4892d85af1e0
+    """
     key = _ring(state).revoke(key_id)
     click.echo(to_json(key) if state.as_json else f"revoked {key.id} (tenant {key.tenant!r})")
