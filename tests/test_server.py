@@ -251,3 +251,16 @@ def test_an_open_server_takes_keyless_requests_as_the_default_tenant(
         assert added.json()["memories"][0]["scope"]["namespace"] == "default"
         bad = httpx.get(f"{url}/v1/stats", headers={"Authorization": "Bearer rk_x"})
         assert bad.status_code == 401  # a key that is sent is still checked
+
+
+def test_mem0_routes_use_the_same_keys_and_tenants(api: Api) -> None:
+    _error(api.anonymous.post("/mem0/memories", json={"messages": []}), 401, "unauthorized")
+    made = api.a.post(
+        "/mem0/memories",
+        json={"messages": [{"role": "user", "content": "I prefer green tea"}], "user_id": "mia"},
+    )
+    assert made.status_code == 200, made.text
+    mem0_id = made.json()["results"][0]["id"]
+    found = api.a.post("/mem0/search", json={"query": "tea", "user_id": "mia"}).json()
+    assert found["results"][0]["id"] == mem0_id
+    assert api.b.get(f"/mem0/memories/{mem0_id}").status_code == 404

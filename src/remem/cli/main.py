@@ -29,6 +29,7 @@ from remem.cli.common import (
     shorten,
     to_json,
 )
+from remem.cli.mem0 import import_mem0_command
 from remem.cli.serve import keys, serve
 from remem.models import MemoryEvent, MemoryRecord, SearchResults, Stats
 from remem.settings import DEFAULT_DB
@@ -459,3 +460,4 @@ main.add_command(add)
 main.add_command(bench)
 main.add_command(serve)
 main.add_command(keys)
+main.add_command(import_mem0_command)

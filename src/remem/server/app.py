@@ -142,6 +142,7 @@ async def _internal_error(_request: Request, exc: Exception) -> JSONResponse:
 
 def create_app(memory: Memory, config: ServerConfig | None = None) -> FastAPI:
     """The REST application over ``memory`` (its store's keys decide who gets in)."""
+    from remem.compat.mem0_routes import mem0_router
     from remem.server.routes import router
 
     config = config or ServerConfig()
@@ -160,4 +161,5 @@ def create_app(memory: Memory, config: ServerConfig | None = None) -> FastAPI:
         BodyLimit, default=config.max_body_bytes, larger={"/v1/import": config.max_import_bytes}
     )
     app.include_router(router)
+    app.include_router(mem0_router(tenant_memory), prefix="/mem0")
     return app

@@ -1,0 +1,1 @@
+"""Compatibility surfaces for people moving to remem from other memory libraries (mem0)."""
