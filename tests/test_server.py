@@ -251,6 +251,8 @@ def test_an_open_server_takes_keyless_requests_as_the_default_tenant(
         assert added.json()["memories"][0]["scope"]["namespace"] == "default"
         bad = httpx.get(f"{url}/v1/stats", headers={"Authorization": "Bearer rk_x"})
         assert bad.status_code == 401  # a key that is sent is still checked
+        rebound = httpx.get(f"{url}/v1/stats", headers={"Host": "evil.example"})
+        _error(rebound, 403, "forbidden")  # a page elsewhere rebinding its name to 127.0.0.1
 
 
 def test_mem0_routes_use_the_same_keys_and_tenants(api: Api) -> None:

@@ -8,10 +8,12 @@ status from ``remem.errors.ERRORS``.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -56,6 +58,7 @@ class Served:
         header = request.headers.get("authorization", "")
         scheme, _, secret = header.partition(" ")
         if not header and self.config.open:
+            check_loopback_host(request)
             return None
         if scheme.lower() != "bearer":
             raise AuthError(
@@ -71,6 +74,21 @@ class Served:
             if view is None:
                 view = self.views[name] = self.memory.tenant(name)
             return view
+
+
+def check_loopback_host(request: Request) -> None:
+    """An open server answers only to a loopback host name: a web page elsewhere that
+    rebinds its own name to 127.0.0.1 must not read or change this memory."""
+    host = urlsplit("//" + request.headers.get("host", "")).hostname or ""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost" or host.endswith(".localhost")
+    if not loopback:
+        raise ForbiddenError(
+            "this server runs open (no API keys), so it answers only at a loopback address "
+            "such as http://127.0.0.1; create a key to serve it elsewhere"
+        )
 
 
 def served(request: Request) -> Served:
@@ -144,6 +162,7 @@ def create_app(memory: Memory, config: ServerConfig | None = None) -> FastAPI:
     """The REST application over ``memory`` (its store's keys decide who gets in)."""
     from remem.compat.mem0_routes import mem0_router
     from remem.server.routes import router
+    from remem.server.ui import router as ui_router
 
     config = config or ServerConfig()
     app = FastAPI(
@@ -162,4 +181,5 @@ def create_app(memory: Memory, config: ServerConfig | None = None) -> FastAPI:
     )
     app.include_router(router)
     app.include_router(mem0_router(tenant_memory), prefix="/mem0")
+    app.include_router(ui_router)
     return app
