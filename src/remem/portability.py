@@ -66,12 +66,13 @@ def _row_line(row: dict[str, Any]) -> str:
         ) from exc
 
 
-def read_jsonl(path: Path) -> tuple[dict[str, Any], list[tuple[int, dict[str, Any]]]]:
-    """The header and (line number, row) pairs of an export file; errors name the line."""
+def read_text(path: Path) -> str:
+    """A data file's text, strictly UTF-8 (a byte order mark is dropped); errors name the
+    file and what to do."""
     try:
         if not path.is_file():
             raise DataFormatError(f"{path} does not exist or is not a file")
-        text = path.read_bytes().decode("utf-8-sig")  # tolerate a byte order mark
+        return path.read_bytes().decode("utf-8-sig")  # tolerate a byte order mark
     except UnicodeDecodeError as exc:
         raise DataFormatError(
             f"{path} is not UTF-8 text (bad byte at offset {exc.start}); convert it to UTF-8"
@@ -79,7 +80,11 @@ def read_jsonl(path: Path) -> tuple[dict[str, Any], list[tuple[int, dict[str, An
     except (OSError, ValueError) as exc:  # ValueError: a name the OS cannot represent
         reason = getattr(exc, "strerror", None) or exc
         raise DataFormatError(f"cannot read {path}: {reason}") from exc
-    rows = jsonl_objects(path, split_lines(text))
+
+
+def read_jsonl(path: Path) -> tuple[dict[str, Any], list[tuple[int, dict[str, Any]]]]:
+    """The header and (line number, row) pairs of an export file; errors name the line."""
+    rows = jsonl_objects(path, split_lines(read_text(path)))
     if not rows or rows[0][1].get("type") != "header" or rows[0][1].get("format") != FORMAT:
         raise DataFormatError(
             f"{path} is not a remem export: line 1 must be a header with format {FORMAT!r}"

@@ -18,7 +18,7 @@ from typing import Any
 from remem.engine import Memory
 from remem.errors import ConflictError, DataFormatError, InvalidInputError
 from remem.models import ROLES, Scope
-from remem.portability import jsonl_objects, split_lines
+from remem.portability import jsonl_objects, read_text, split_lines
 from remem.util import parse_timestamp, shown
 from remem.validation import check_id, check_metadata, check_path, check_text
 
@@ -82,7 +82,7 @@ def import_mem0(
 
 def _read_export(path: Path) -> list[tuple[str, Any]]:
     """(where, item) of every memory in the file, ``where`` naming its line or index."""
-    text = _read_text(path)
+    text = read_text(path)
     jsonl = path.suffix.lower() in (".jsonl", ".ndjson")
     data = _JSONL if jsonl else _parse_json(path, text)
     if data is _JSONL:
@@ -132,20 +132,6 @@ def _parse_json(path: Path, text: str) -> Any:
         raise DataFormatError(f"{path} is nested too deeply to read") from exc
     except ValueError as exc:  # e.g. an integer of more than 4300 digits
         raise DataFormatError(f"{path} cannot be read as JSON: {exc}") from exc
-
-
-def _read_text(path: Path) -> str:
-    try:
-        if not path.is_file():
-            raise DataFormatError(f"{path} does not exist or is not a file")
-        return path.read_bytes().decode("utf-8-sig")  # tolerate a byte order mark
-    except UnicodeDecodeError as exc:
-        raise DataFormatError(
-            f"{path} is not UTF-8 text (bad byte at offset {exc.start}); convert it to UTF-8"
-        ) from exc
-    except (OSError, ValueError) as exc:  # ValueError: a name the OS cannot represent
-        reason = getattr(exc, "strerror", None) or exc
-        raise DataFormatError(f"cannot read {path}: {reason}") from exc
 
 
 def _check_row(item: Any, where: str, defaults: Mapping[str, Any], max_chars: int) -> _Row:
