@@ -29,6 +29,7 @@ from remem.cli.common import (
     shorten,
     to_json,
 )
+from remem.cli.mcp import mcp
 from remem.cli.mem0 import import_mem0_command
 from remem.cli.serve import keys, serve
 from remem.models import MemoryEvent, MemoryRecord, SearchResults, Stats
@@ -461,3 +462,4 @@ main.add_command(bench)
 main.add_command(serve)
 main.add_command(keys)
 main.add_command(import_mem0_command)
+main.add_command(mcp)
