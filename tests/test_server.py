@@ -190,6 +190,11 @@ def test_bad_bodies_get_clear_4xx_and_change_nothing(api: Api) -> None:
     ):
         assert 400 <= api.a.post("/v1/memories", json=body).status_code < 500  # fmt: skip
     _error(api.a.patch("/v1/memories/abc", json={"importance": "high"}), 422, "invalid_input")
+    _error(
+        api.a.post("/v1/memories", json={"messages": "x", "timestamp": True}), 422, "invalid_input"
+    )  # JSON true is not a time, nor the number 1
+    _error(api.a.patch("/v1/memories/abc", json={"importance": True}), 422, "invalid_input")
+    _error(api.a.get("/v1/memories", params={"offset": "9" * 30}), 400, "invalid_input")
     _error(api.a.get("/v1/memories", params={"limit": "lots"}), 422, "invalid_input")
     _error(api.a.get("/v1/memories", params={"metadata": "[1]"}), 400, "invalid_input")
     _error(api.a.get("/v1/nowhere"), 404, "not_found")
@@ -222,6 +227,8 @@ def test_export_then_import_into_another_tenant(api: Api, tmp_path: Path) -> Non
         hits = fresh.post("/v1/search", json={"query": "sailing", "user_id": "porter"}).json()
         assert hits["hits"][0]["memory"]["scope"]["namespace"] == "fresh"
         _error(fresh.post("/v1/import", content=b"not json\n"), 422, "data_format")
+        again = _error(fresh.post("/v1/import", content=dump.content), 409, "conflict")
+        assert "tmp" not in again and "remem-import" not in again  # no server paths
 
 
 def test_admin_keys_manage_keys_and_tenants_cannot(api: Api) -> None:

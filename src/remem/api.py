@@ -18,7 +18,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from remem.context import Context
 from remem.models import AddResult, MemoryRecord, SearchResults
@@ -28,7 +28,16 @@ if TYPE_CHECKING:
 
 # read by pydantic (the REST server) when it validates a body against a request
 STRICT: dict[str, Any] = {"extra": "forbid"}
-Timestamp = str | int | float | None  # ISO 8601, or seconds since the epoch
+try:  # and, on these fields, no lax coercion: JSON ``true`` is not the number 1
+    from pydantic import Strict
+
+    _EXACT: Any = Strict()
+except ImportError:  # the core install has no pydantic; only the server reads this mark
+    _EXACT = None
+Count = Annotated[int, _EXACT]
+Flag = Annotated[bool, _EXACT]
+Real = Annotated[float, _EXACT]
+Timestamp = Annotated[str, _EXACT] | Count | Real | None  # ISO 8601, or epoch seconds
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,9 +86,9 @@ class SearchRequest(ScopeFilter):
     """The memories that best answer ``query`` (``Memory.search``)."""
 
     query: str
-    limit: int = 10
+    limit: Count = 10
     recipe: str | None = None
-    explain: bool = False
+    explain: Flag = False
     reference_time: Timestamp = None
 
     def run(self, memory: Memory) -> SearchResults:
@@ -94,9 +103,9 @@ class ContextRequest(ScopeFilter):
     """The best memories for ``query`` inside a token budget (``Memory.context``)."""
 
     query: str
-    budget_tokens: int = 1000
+    budget_tokens: Count = 1000
     recipe: str | None = None
-    candidates: int = 50
+    candidates: Count = 50
     reference_time: Timestamp = None
 
     def run(self, memory: Memory) -> Context:
@@ -121,8 +130,8 @@ class Page:
 class ListRequest(ScopeFilter):
     """A page of a scope's memories, most recent first (``Memory.list``)."""
 
-    limit: int = 100
-    offset: int = 0
+    limit: Count = 100
+    offset: Count = 0
 
     def run(self, memory: Memory) -> Page:
         items = memory.list(**self.options(), limit=self.limit, offset=self.offset)
@@ -138,9 +147,9 @@ class UpdateRequest:
     __pydantic_config__: ClassVar[dict[str, Any]] = STRICT
     text: str | None = None
     metadata: dict[str, Any] | None = None
-    pinned: bool | None = None
+    pinned: Flag | None = None
     expires_at: Timestamp = None
-    importance: float | None = None
+    importance: Real | None = None
     reason: str = "update"
 
     def run(self, memory: Memory, memory_id: str) -> MemoryRecord:
@@ -156,7 +165,7 @@ class KeyRequest:
     __pydantic_config__: ClassVar[dict[str, Any]] = STRICT
     tenant: str
     name: str = ""
-    admin: bool = False
+    admin: Flag = False
 
 
 # ---------------------------------------------------------------------------- results

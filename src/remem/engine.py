@@ -46,6 +46,7 @@ from remem.retrieval.search import search as run_search
 from remem.stores.base import KEEP, MemoryFilter, MemoryPatch, NewMemory, Store, WriteBatch
 from remem.util import new_id, parse_timestamp, utcnow
 from remem.validation import (
+    check_count,
     check_flag,
     check_id,
     check_kinds,
@@ -414,8 +415,7 @@ class Memory:
         offset: int = 0,
     ) -> builtins.list[MemoryRecord]:
         """Memories of a scope, most recent first."""
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-            raise InvalidInputError(f"offset must be a non-negative integer, not {offset!r}")
+        offset = check_count(offset, "offset")
         flt = self._filter(user_id, agent_id, session_id, kinds, metadata, since, until)
         return self.store.list_memories(flt, check_limit(limit), offset)
 

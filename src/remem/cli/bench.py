@@ -24,6 +24,7 @@ from remem.bench.latency import (
 from remem.bench.live import run_live
 from remem.bench.metrics import format_table
 from remem.bench.runner import run
+from remem.cli.bench_serving import serve_crash, serve_hostile, serve_load, serve_writers
 from remem.cli.common import (
     RECIPE_HELP,
     F,
@@ -58,7 +59,9 @@ KEY_METRICS = {
 def bench() -> None:
     """Measure retrieval quality and speed on LoCoMo or LongMemEval files, search
     latency per recipe against the query embedding (latency), search speed while a
-    conversation grows (live), and several processes on one file (concurrency).
+    conversation grows (live), several processes on one file (concurrency), and the REST
+    server under kill -9 (serve-crash), shared writers (serve-writers), hostile requests
+    (serve-hostile) and load (serve-load).
 
     Each run works in a fresh temporary database (your --db is not touched).
 
@@ -601,3 +604,9 @@ def _error_lines(errors: Mapping[str, Mapping[str, Any]]) -> list[str]:
         for name, info in errors.items()
         for example in info["examples"][:1]
     ]
+
+
+bench.add_command(serve_crash)
+bench.add_command(serve_writers)
+bench.add_command(serve_hostile)
+bench.add_command(serve_load)

@@ -27,7 +27,7 @@ from remem.api import (
     to_plain,
 )
 from remem.engine import Memory
-from remem.errors import InvalidInputError
+from remem.errors import InvalidInputError, RememError
 from remem.keys import KeyRing
 from remem.models import ApiKey
 from remem.server.app import admin_key, served, tenant_memory
@@ -170,7 +170,10 @@ async def import_(request: Request, memory: Tenant) -> Plain:
     with tempfile.TemporaryDirectory(prefix="remem-import-") as folder:
         path = Path(folder) / "import.jsonl"
         path.write_bytes(data)
-        rows = await run_in_threadpool(memory.import_, path)
+        try:
+            rows = await run_in_threadpool(memory.import_, path)
+        except RememError as exc:  # name the body, not the server's temporary file
+            raise type(exc)(str(exc).replace(str(path), "the request body")) from None
     return {"imported": rows}
 
 

@@ -514,10 +514,10 @@ class SQLiteStore(Store):
                 return load_rows(conn, namespace, items, revision)
         except StoreError as exc:
             if isinstance(exc.__cause__, sqlite3.IntegrityError):
-                raise StoreError(
-                    f"import into {self.path} conflicts with existing rows ({exc.__cause__}); "
-                    "import into another namespace or a new database, or delete the "
-                    "conflicting scope first"
+                raise ConflictError(
+                    f"the import conflicts with rows already in namespace {namespace!r} "
+                    f"({exc.__cause__}); import into another namespace or a new database, "
+                    "or delete the conflicting scope first"
                 ) from exc
             raise
 
