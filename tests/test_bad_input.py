@@ -383,7 +383,7 @@ def test_import_of_rows_already_present_changes_nothing(seeded, tmp_path, export
     path = write_lines(tmp_path / "good.jsonl", export_lines)
     seeded.import_(path)
     before = snapshot(seeded)
-    with pytest.raises(StoreError):
+    with pytest.raises(ConflictError):
         seeded.import_(path)
     assert snapshot(seeded) == before
 
