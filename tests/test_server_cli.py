@@ -110,3 +110,12 @@ def test_serve_with_a_key_needs_it(tmp_path: Path) -> None:
         ok = httpx.get(url, headers={"Authorization": f"Bearer {secret}"}, timeout=30)
         assert ok.status_code == 200 and ok.json()["memories"] == 0
     assert server.stderr is not None and "WARNING" not in server.stderr.read()
+
+
+def test_subcommands_take_db_after_their_name(tmp_path: Path) -> None:
+    db = str(tmp_path / "d.db")
+    no_scope = _runner().invoke(main, ["mcp", "--db", db])
+    assert no_scope.exit_code == 2 and "--user" in no_scope.output  # --db itself was taken
+    assert "No such option" not in no_scope.output
+    listed = _runner().invoke(main, ["keys", "list", "--db", db])
+    assert listed.exit_code == 0

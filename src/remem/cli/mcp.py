@@ -8,13 +8,14 @@ from types import FrameType
 
 import click
 
-from remem.cli.common import State, pass_state, scope_options
+from remem.cli.common import State, db_option, pass_state, scope_options
 from remem.errors import ConfigError
 
 MCP_PATH = "/mcp"
 
 
 @click.command(name="mcp")
+@db_option
 @scope_options
 @click.option(
     "--transport",
