@@ -29,7 +29,7 @@ from remem.bench.serving.table import format_rows
 
 TENANTS = {"a": "tenant-a", "b": "tenant-b", "c": "tenant-c", "d": "tenant-d", "admin": "ops",
            "revoked": "tenant-a"}  # fmt: skip
-SECRET = "B-SECRET: the vault code is 4471"
+SECRET = "B-SECRET: the vault code is qz4471vault"
 CHUNK = 64 * 1024
 READ_TIMEOUT = 60.0
 
@@ -281,7 +281,7 @@ def setup(url: str, keys: Mapping[str, Key], folder: Path) -> Fixture:
         b_export = client.request("GET", "/v1/export").body
     with Client(url, keys["a"].secret) as client:
         a_export = client.request("GET", "/v1/export").body
-    markers = ("B-SECRET", "4471", TENANTS["b"], keys["b"].secret, *b, *b_messages)
+    markers = ("B-SECRET", "qz4471vault", TENANTS["b"], keys["b"].secret, *b, *b_messages)
     return Fixture(a_memory=a[0], a_export=a_export, b_memories=tuple(b),
                    b_messages=b_messages, b_key_id=keys["b"].id, b_user="user-b",
                    b_export=b_export, b_markers=markers,

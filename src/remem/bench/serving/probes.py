@@ -423,7 +423,7 @@ def foreign_probes(fx: Fixture) -> list[Probe]:
               for m, t, body in unknown]  # fmt: skip
     b_scope = {"user_id": fx.b_user}
     reads: list[tuple[str, str, str, Any]] = [
-        ("search B's words", "POST", "/v1/search", {"query": "vault code 4471"}),
+        ("search B's words", "POST", "/v1/search", {"query": "vault code qz4471vault"}),
         ("search B's user", "POST", "/v1/search", {"query": "vault code", **b_scope}),
         ("context B's user", "POST", "/v1/context", {"query": "vault code", **b_scope}),
         ("list B's user", "GET", f"/v1/memories?user_id={fx.b_user}", None),
