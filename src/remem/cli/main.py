@@ -31,6 +31,7 @@ from remem.cli.common import (
 )
 from remem.cli.mcp import mcp
 from remem.cli.mem0 import import_mem0_command
+from remem.cli.postgres import postgres
 from remem.cli.serve import keys, serve
 from remem.models import MemoryEvent, MemoryRecord, SearchResults, Stats
 from remem.settings import DEFAULT_DB
@@ -463,3 +464,4 @@ main.add_command(serve)
 main.add_command(keys)
 main.add_command(import_mem0_command)
 main.add_command(mcp)
+main.add_command(postgres)

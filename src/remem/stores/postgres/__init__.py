@@ -1,0 +1,1 @@
+"""The PostgreSQL + pgvector store (the ``[postgres]`` extra)."""
