@@ -1,4 +1,5 @@
-"""Concurrency benchmark: writer and searcher processes on one database file.
+"""Concurrency benchmark: writer and searcher processes on one database (a fresh
+temporary SQLite file, or an empty database given by URL, e.g. PostgreSQL).
 
 W writer processes add messages with client ids to a few shared users and sessions while
 S searcher processes search continuously; each process opens its own ``Memory``. At the
@@ -23,8 +24,10 @@ from typing import Any
 from tqdm import tqdm
 
 import remem
-from remem import EmbedderConfig, Memory, MemoryConfig, MemoryRecord, StoreConfig
+from remem import EmbedderConfig, Memory, MemoryConfig, MemoryRecord
 from remem.bench.live import SyntheticChat, latency, live_queries
+from remem.errors import InvalidInputError
+from remem.registry import store_config
 
 START_TIMEOUT = 300.0  # seconds for every process to open its Memory (model loads)
 REPORT_TIMEOUT = 600.0  # seconds a process may take to report after its work is due
@@ -81,7 +84,7 @@ def merge_errors(reports: Sequence[Mapping[str, Mapping[str, Any]]]) -> dict[str
 
 
 def _open(plan: Plan) -> Memory:
-    return Memory(MemoryConfig(StoreConfig(path=plan.path), plan.embedder))
+    return Memory(MemoryConfig(store_config(plan.path), plan.embedder))
 
 
 def _writer(plan: Plan, number: int, start: Any, progress: Any) -> dict[str, Any]:
@@ -277,21 +280,29 @@ def run_concurrency(
     sessions: int = 2,
     embedder: EmbedderConfig | None = None,
     progress: bool = True,
+    database: str | None = None,
 ) -> dict[str, Any]:
-    """Run writers and searchers on one fresh temporary file; returns the report.
+    """Run writers and searchers on one database; returns the report.
 
-    With ``adds_per_writer`` each writer makes that many ``add`` calls; otherwise each
-    writes for ``seconds``. Searchers run until every writer is done.
+    The database is a fresh temporary SQLite file, or ``database`` (a path or URL such as
+    ``postgresql://...``), which must hold no memories. With ``adds_per_writer`` each
+    writer makes that many ``add`` calls; otherwise each writes for ``seconds``.
+    Searchers run until every writer is done.
     """
     config = embedder or EmbedderConfig()
     with tempfile.TemporaryDirectory(prefix="remem-concurrency-") as tmp:
         plan = Plan(
-            path=str(Path(tmp) / "shared.db"), embedder=config,
+            path=database or str(Path(tmp) / "shared.db"), embedder=config,
             users=tuple(f"user{n}" for n in range(users)),
             sessions=tuple(f"s{n}" for n in range(sessions)),
             seconds=seconds, adds_per_writer=adds_per_writer,
         )  # fmt: skip
-        _open(plan).close()  # one process creates the schema before the others start
+        with _open(plan) as first:  # one process creates the schema before the others start
+            if first.stats().memories:
+                raise InvalidInputError(
+                    f"{database} already holds memories; the concurrency bench needs an "
+                    "empty database (it counts every record)"
+                )
         started = time.perf_counter()
         reports = _spawn(plan, writers, searchers, progress)
         elapsed = time.perf_counter() - started

@@ -536,6 +536,9 @@ def _latency_block(scope: Mapping[str, Any], embedder: str, rounds: int) -> str:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the report as JSON.")  # fmt: skip
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@click.option("--database", metavar="URL",
+              help="Run on this empty database (e.g. postgresql://...) instead of a fresh "
+              "temporary SQLite file.")  # fmt: skip
 @pass_state
 def concurrency(
     state: State,
@@ -547,24 +550,26 @@ def concurrency(
     sessions: int,
     out: Path | None,
     no_progress: bool,
+    database: str | None,
 ) -> None:
-    """Writer and searcher processes on one database file: what breaks.
+    """Writer and searcher processes on one database: what breaks.
 
     Writers add 1-3 messages at a time, with client ids, to shared users and
     sessions; searchers search until the writers are done. Each process opens its
-    own Memory on a fresh temporary file. Then it counts failed searches and adds
+    own Memory on a fresh temporary file, or on --database. Then it counts failed searches and adds
     (by exception type), acknowledged messages that are missing, messages cited
     by more than one turn memory, and sessions with more than one current summary.
 
     \b
     Example:
       remem bench concurrency --writers 4 --searchers 2 --seconds 30 --out conc.json
+      remem bench concurrency --database "$(remem postgres start)" --adds-per-writer 20
     """
     if out is not None:
         check_writable(out)
     report = run_concurrency(
         writers, searchers, seconds, adds_per_writer, users, sessions,
-        load_settings(state.db).embedder, progress=not no_progress,
+        load_settings(state.db).embedder, progress=not no_progress, database=database,
     )  # fmt: skip
     _write_out(out, report)
     if state.as_json:
