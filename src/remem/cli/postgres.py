@@ -14,7 +14,7 @@ DEFAULT_DIR = "~/.remem/postgres"
 
 @click.group()
 def postgres() -> None:
-    """Start or stop a local PostgreSQL server with pgvector (the [postgres-server] extra).
+    """Start or stop a local PostgreSQL server with pgvector (the [postgres] extra).
 
     It listens on a Unix socket in its data folder; use the printed URL as --db.
 

