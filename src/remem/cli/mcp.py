@@ -75,7 +75,7 @@ def mcp(
     server = build_server(memory, user_id=user_id, agent_id=agent_id, session_id=session_id)
     who = ", ".join(f"{k} {v!r}" for k, v in (("user", user_id), ("agent", agent_id),
                                                ("session", session_id)) if v)  # fmt: skip
-    where = f"{memory.config.store.path}, namespace {memory.namespace!r}"
+    where = f"{memory.stats().path}, namespace {memory.namespace!r}"  # no password shown
     if transport == "stdio":
         click.echo(f"remem MCP server on stdio for {who} ({where})", err=True)
         server.run("stdio")

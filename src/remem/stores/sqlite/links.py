@@ -3,32 +3,22 @@
 from __future__ import annotations
 
 import sqlite3
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from remem.index.rules import entity_rows, term_deltas
-
-Owner = tuple[str, str, str]  # (namespace, user_id, agent_id)
-Linked = tuple[Owner, str, str, Mapping[str, Any]]  # (owner, kind, text, attributes)
+from remem.index.rules import Linked, Owner, TermValues, link_rows, term_rows
 
 
 def link_memories(conn: sqlite3.Connection, memories: Iterable[Linked]) -> None:
     """Create the entity rows new memories name and count their turns' words, each in
     the memory's own user/agent scope (two statements for the whole batch)."""
-    entities: dict[tuple[str, ...], tuple[str, ...]] = {}
-    terms: Counter[tuple[str, str, str, str]] = Counter()
-    for owner, kind, text, attributes in memories:
-        for e in entity_rows(attributes):
-            entities.setdefault((*owner, e.key), (*owner, e.key, e.name, e.kind))
-        for term, delta in term_deltas(kind, text, 1):
-            terms[(*owner, term)] += delta
+    entities, terms = link_rows(memories)
     conn.executemany(
         "INSERT OR IGNORE INTO entities (namespace, user_id, agent_id, key, name, kind) "
         "VALUES (?, ?, ?, ?, ?, ?)",
-        list(entities.values()),
+        entities,
     )
-    _count(conn, [(*key, delta) for key, delta in terms.items()])
+    _count(conn, terms)
 
 
 def link_memory(
@@ -40,10 +30,10 @@ def link_memory(
 
 def count_terms(conn: sqlite3.Connection, owner: Owner, kind: str, text: str, sign: int) -> None:
     """Add (``sign`` 1) or take away (-1) a memory's words from its scope's term counts."""
-    _count(conn, [(*owner, term, delta) for term, delta in term_deltas(kind, text, sign)])
+    _count(conn, term_rows(owner, kind, text, sign))
 
 
-def _count(conn: sqlite3.Connection, rows: list[tuple[str, str, str, str, int]]) -> None:
+def _count(conn: sqlite3.Connection, rows: list[TermValues]) -> None:
     conn.executemany(
         "INSERT INTO term_counts (namespace, user_id, agent_id, term, docs) "
         "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET docs = max(docs + excluded.docs, 0)",

@@ -13,12 +13,10 @@ import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from remem.errors import DataFormatError
 from remem.export_format import FIELDS, JSON_FIELDS
-from remem.stores.sqlite.links import link_memory
+from remem.stores.common import DUMP_TABLES, dumped_embedding, dumped_fields, dumped_links
+from remem.stores.sqlite.links import link_memories
 from remem.util import dumps
-
-_TABLES = {"message": "messages", "memory": "memories", "event": "memory_events"}
 
 
 def _decode(field: str, value: Any) -> Any:
@@ -31,7 +29,7 @@ def _encode(field: str, value: Any) -> Any:
 
 def dump_rows(conn: sqlite3.Connection, namespace: str) -> Iterator[dict[str, Any]]:
     """Messages, then memories, then events of one namespace, in insertion order."""
-    for kind, table in _TABLES.items():
+    for kind, table in DUMP_TABLES.items():
         fields = FIELDS[kind]
         extra = ", embedding" if kind == "memory" else ""
         cursor = conn.execute(
@@ -55,34 +53,18 @@ def load_rows(
     transaction."""
     written = 0
     for number, item in enumerate(items, start=1):
-        kind = item.get("type")
-        if kind not in FIELDS:
-            raise DataFormatError(f"row {number}: unknown type {kind!r}; expected {sorted(FIELDS)}")
-        table, fields = _TABLES[kind], FIELDS[kind]
-        missing = [f for f in fields if f not in item]
-        if missing:
-            raise DataFormatError(f"row {number} ({kind}): missing fields {missing}")
+        kind, fields = dumped_fields(number, item)
+        table = DUMP_TABLES[kind]
         columns = ["namespace", *fields]
         values = [namespace, *(_encode(f, item[f]) for f in fields)]
         if kind == "memory":
             columns.extend(("embedding", "rev"))
-            values.extend((_embedding(item.get("embedding"), number), revision))
+            values.extend((dumped_embedding(item.get("embedding"), number), revision))
         conn.execute(
             f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({','.join('?' * len(values))})",
             values,
         )
         if kind == "memory":
-            owner = (namespace, str(item["user_id"] or ""), str(item["agent_id"] or ""))
-            link_memory(conn, owner, str(item["kind"]), str(item["text"]),
-                        item["attributes"] or {})  # fmt: skip
+            link_memories(conn, [dumped_links(namespace, item)])
         written += 1
     return written
-
-
-def _embedding(value: Any, number: int) -> bytes | None:
-    if value is None:
-        return None
-    try:
-        return base64.b64decode(str(value), validate=True)
-    except ValueError as exc:
-        raise DataFormatError(f"row {number}: embedding is not valid base64") from exc

@@ -3,27 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
-from dataclasses import fields
-from datetime import datetime
 from typing import Any
 
-from remem.errors import InvalidInputError
 from remem.models import MemoryEvent, MemoryRecord, Message, Scope
 from remem.stores.base import MemoryFilter
+from remem.stores.common import check_filter_key
 from remem.util import dumps, from_db_time, to_db_time
-
-MEMORY_COLUMNS = (
-    "id, namespace, user_id, agent_id, session_id, kind, text, source_ids, occurred_at, "
-    "created_at, updated_at, metadata, attributes, importance, strength, access_count, "
-    "last_accessed_at, pinned, expires_at, valid_from, valid_to, expired_at, superseded_by"
-)
-MESSAGE_COLUMNS = (
-    "id, namespace, user_id, agent_id, session_id, role, speaker, content, occurred_at, "
-    "recorded_at, metadata"
-)
-_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
 def _opt(value: str) -> str | None:
@@ -122,23 +108,6 @@ def event_from_row(row: sqlite3.Row) -> MemoryEvent:
     )
 
 
-_RECORD_FIELDS = tuple(f.name for f in fields(MemoryRecord))
-_SCOPE_FIELDS = tuple(f.name for f in fields(Scope))
-
-
-def record_snapshot(record: MemoryRecord) -> dict[str, Any]:
-    """A JSON-ready dict of a memory for the audit log and exports (what
-    ``dataclasses.asdict`` gives, without its deep copies: this runs once per write)."""
-    data: dict[str, Any] = {}
-    for name in _RECORD_FIELDS:
-        value = getattr(record, name)
-        data[name] = to_db_time(value) if isinstance(value, datetime) else value
-    data["scope"] = {name: getattr(record.scope, name) for name in _SCOPE_FIELDS}
-    data["source_ids"] = list(record.source_ids)
-    data["metadata"], data["attributes"] = dict(record.metadata), dict(record.attributes)
-    return data
-
-
 def filter_sql(
     flt: MemoryFilter, alias: str = "m", now: str | None = None
 ) -> tuple[str, list[Any]]:
@@ -157,10 +126,7 @@ def filter_sql(
         clauses.append(f"{alias}.id IN ({','.join('?' * len(flt.ids))})")
         params.extend(flt.ids)
     for key, value in flt.metadata.items():
-        if not _KEY.match(key):
-            raise InvalidInputError(
-                f"metadata filter key {key!r} is not allowed: use letters, digits and '_'"
-            )
+        check_filter_key(key)
         if value is None:  # a stored null, not a missing key
             clauses.append(f"json_type({alias}.metadata, '$.{key}') = 'null'")
             continue

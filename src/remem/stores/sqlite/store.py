@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
-from remem.errors import ConfigError, ConflictError, CorruptStoreError, NotFoundError, StoreError
+from remem.errors import CorruptStoreError, StoreError
 from remem.models import ApiKey, MemoryEvent, MemoryRecord, Message, Scope, Stats
 from remem.stores.base import (
     KEEP,
@@ -26,6 +25,22 @@ from remem.stores.base import (
     SessionInfo,
     Store,
     WriteBatch,
+)
+from remem.stores.common import (
+    MEMORY_COLUMNS,
+    MESSAGE_COLUMNS,
+    by_owner,
+    check_same_message,
+    embedder_conflict,
+    exact,
+    fresh_memories,
+    import_conflict,
+    key_not_found,
+    memory_not_found,
+    number_messages,
+    owner,
+    record_snapshot,
+    unit,
 )
 from remem.stores.sqlite import rows
 from remem.stores.sqlite.connection import Connections
@@ -39,24 +54,6 @@ _INDEX_COLUMNS = (
     "id, kind, user_id, agent_id, session_id, position, occurred_at, created_at, expires_at, "
     "superseded_by, expired_at, metadata, attributes, text, index_text, embedding"
 )
-
-
-def _owner(scope: Scope) -> tuple[str, str, str]:
-    return (scope.namespace, scope.user_id or "", scope.agent_id or "")
-
-
-def _unit(vector: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """The vector scaled to length 1, so a dot product is the cosine."""
-    data = np.asarray(vector, dtype=np.float32)
-    norm = float(np.linalg.norm(data))
-    out: npt.NDArray[np.float32] = data / norm if norm > 0 else data
-    return out
-
-
-def _exact(scope: Scope, **more: Any) -> MemoryFilter:
-    """A filter for exactly this scope ('' matches an unset field)."""
-    return MemoryFilter(scope.namespace, scope.user_id or "", scope.agent_id or "",
-                        scope.session_id or "", **more)  # fmt: skip
 
 
 class SQLiteStore(Store):
@@ -122,10 +119,7 @@ class SQLiteStore(Store):
                 conn.execute("INSERT OR IGNORE INTO remem_meta VALUES ('embedder', ?)", (wanted,))
             recorded = self.embedder_id()
         if recorded != wanted:
-            raise ConfigError(
-                f"{self.path} was built with embedder {recorded!r}, not {wanted!r}; use the "
-                "same embedder, or export and import into a new database to re-embed"
-            )
+            raise embedder_conflict(self.path, recorded, wanted)
 
     def embedder_id(self) -> str | None:
         """The embedder recorded for this file, if any."""
@@ -143,22 +137,19 @@ class SQLiteStore(Store):
         with self._db.write() as (conn, revision):
             skipped = self._skip_existing(conn, batch.messages)
             positions = self._insert_messages(conn, batch.messages, skipped)
-            fresh = [
-                n for n in batch.memories
-                if not (n.record.source_ids and set(n.record.source_ids) <= skipped)
-            ]  # fmt: skip
+            fresh = fresh_memories(batch.memories, skipped)
             conn.executemany(
-                f"INSERT INTO memories ({rows.MEMORY_COLUMNS}, index_text, position, "
+                f"INSERT INTO memories ({MEMORY_COLUMNS}, index_text, position, "
                 f"embedding, rev) VALUES ({','.join('?' * 27)})",
                 [(*rows.memory_values(n.record), n.index_text,
                   positions.get(n.record.source_ids[0], 0) if n.record.source_ids else 0,
-                  None if n.vector is None else _unit(n.vector).tobytes(), revision)
+                  None if n.vector is None else unit(n.vector).tobytes(), revision)
                  for n in fresh],
             )  # fmt: skip
             written = [n.record for n in fresh]
             self._log_all(conn, [(r, "ADD", None, r) for r in written], batch.reason,
                           batch.actor)  # fmt: skip
-            link_memories(conn, [(_owner(r.scope), r.kind, r.text, r.attributes) for r in written])
+            link_memories(conn, [(owner(r.scope), r.kind, r.text, r.attributes) for r in written])
             for record in written:
                 if record.kind in batch.singleton_kinds:
                     self._supersede_others(conn, record, revision, batch)
@@ -169,53 +160,36 @@ class SQLiteStore(Store):
         conn: sqlite3.Connection, messages: Sequence[Message], skipped: set[str]
     ) -> dict[str, int]:
         """Insert new messages, numbering each within its session; returns id -> seq."""
-        positions: dict[str, int] = {}
-        last: dict[tuple[str, ...], int] = {}
-        values = []
-        for message in messages:
-            if message.id in skipped:
-                continue
-            s = message.scope
-            key = (s.namespace, s.user_id or "", s.agent_id or "", s.session_id or "")
-            if key not in last:
-                row = conn.execute(
-                    "SELECT coalesce(max(seq), 0) FROM messages WHERE namespace = ? AND "
-                    "user_id = ? AND agent_id = ? AND session_id = ?",
-                    key,
-                ).fetchone()
-                last[key] = int(row[0])
-            last[key] += 1
-            positions[message.id] = last[key]
-            values.append((*rows.message_values(message), last[key]))
+
+        def last_seq(key: tuple[str, str, str, str]) -> int:
+            row = conn.execute(
+                "SELECT coalesce(max(seq), 0) FROM messages WHERE namespace = ? AND "
+                "user_id = ? AND agent_id = ? AND session_id = ?",
+                key,
+            ).fetchone()
+            return int(row[0])
+
+        positions, numbered = number_messages(messages, skipped, last_seq)
         conn.executemany(
-            f"INSERT INTO messages ({rows.MESSAGE_COLUMNS}, seq) VALUES ({','.join('?' * 12)})",
-            values,
+            f"INSERT INTO messages ({MESSAGE_COLUMNS}, seq) VALUES ({','.join('?' * 12)})",
+            [(*rows.message_values(message), seq) for message, seq in numbered],
         )
         return positions
 
     @staticmethod
     def _skip_existing(conn: sqlite3.Connection, messages: Sequence[Message]) -> set[str]:
         """Ids already stored with the same content; a reused id with new content conflicts."""
-        by_owner: dict[tuple[str, str, str], list[Message]] = {}
-        for message in messages:
-            by_owner.setdefault(_owner(message.scope), []).append(message)
         skipped: set[str] = set()
-        for owner, group in by_owner.items():
+        for key, group in by_owner(messages).items():
             for start in range(0, len(group), 500):
                 chunk = {m.id: m for m in group[start : start + 500]}
                 for row in conn.execute(
                     "SELECT id, role, content FROM messages WHERE namespace = ? AND user_id = ? "
                     f"AND agent_id = ? AND id IN ({','.join('?' * len(chunk))})",
-                    (*owner, *chunk),
+                    (*key, *chunk),
                 ):
-                    message = chunk[row["id"]]
-                    if row["content"] != message.content or row["role"] != message.role:
-                        raise ConflictError(
-                            f"message id {message.id!r} already exists in this scope with "
-                            "different content; give the new message another id (or none), "
-                            "or delete the old one"
-                        )
-                    skipped.add(message.id)
+                    check_same_message(chunk[row["id"]], row["role"], row["content"])
+                    skipped.add(row["id"])
         return skipped
 
     def _supersede_others(
@@ -223,9 +197,9 @@ class SQLiteStore(Store):
     ) -> None:
         """Mark every other current memory of the record's kind in exactly its scope as
         superseded by it, logging SUPERSEDE events."""
-        where, params = rows.filter_sql(_exact(record.scope, kinds=(record.kind,)), "m")
+        where, params = rows.filter_sql(exact(record.scope, kinds=(record.kind,)), "m")
         for row in conn.execute(
-            f"SELECT {rows.MEMORY_COLUMNS} FROM memories m WHERE {where} AND m.id != ?",
+            f"SELECT {MEMORY_COLUMNS} FROM memories m WHERE {where} AND m.id != ?",
             [*params, record.id],
         ).fetchall():
             before = rows.memory_from_row(row)
@@ -245,14 +219,14 @@ class SQLiteStore(Store):
         with self._db.write() as (conn, revision):
             before = self._get_one(conn, namespace, memory_id)
             after = replace(before, **patch.changes(), updated_at=utcnow())
-            values = dict(zip(rows.MEMORY_COLUMNS.split(", "), rows.memory_values(after),
+            values = dict(zip(MEMORY_COLUMNS.split(", "), rows.memory_values(after),
                               strict=True))  # fmt: skip
             sets = {k: values[k] for k in ("text", "metadata", "attributes", "pinned",
                                            "expires_at", "importance", "updated_at")}  # fmt: skip
             if patch.index_text is not KEEP:
                 sets["index_text"] = patch.index_text
             if patch.vector is not KEEP:
-                sets["embedding"] = None if patch.vector is None else _unit(patch.vector).tobytes()
+                sets["embedding"] = None if patch.vector is None else unit(patch.vector).tobytes()
             sets["rev"] = revision
             conn.execute(
                 f"UPDATE memories SET {', '.join(f'{k} = ?' for k in sets)} "
@@ -260,8 +234,8 @@ class SQLiteStore(Store):
                 [*sets.values(), namespace, memory_id],
             )
             if after.text != before.text or after.attributes != before.attributes:
-                count_terms(conn, _owner(before.scope), before.kind, before.text, -1)
-                link_memory(conn, _owner(after.scope), after.kind, after.text, after.attributes)
+                count_terms(conn, owner(before.scope), before.kind, before.text, -1)
+                link_memory(conn, owner(after.scope), after.kind, after.text, after.attributes)
             self._log(conn, after, "UPDATE", before, after, reason, actor)
         return after
 
@@ -290,8 +264,8 @@ class SQLiteStore(Store):
             "INSERT INTO memory_events (memory_id, namespace, action, before, after, reason, "
             "actor, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [(record.id, record.scope.namespace, action,
-              dumps(rows.record_snapshot(before)) if before else None,
-              dumps(rows.record_snapshot(after)) if after else None, reason, actor, at)
+              dumps(record_snapshot(before)) if before else None,
+              dumps(record_snapshot(after)) if after else None, reason, actor, at)
              for record, action, before, after in entries],
         )  # fmt: skip
 
@@ -311,7 +285,7 @@ class SQLiteStore(Store):
             (s.namespace, s.user_id or "", s.agent_id or "", s.session_id or "", record.id,
              revision),
         )  # fmt: skip
-        count_terms(conn, _owner(s), record.kind, record.text, -1)
+        count_terms(conn, owner(s), record.kind, record.text, -1)
 
     def delete_memory(self, namespace: str, memory_id: str, actor: str, reason: str) -> None:
         """Delete one memory; the audit log keeps what it was."""
@@ -328,7 +302,7 @@ class SQLiteStore(Store):
             doomed = [
                 rows.memory_from_row(r)
                 for r in conn.execute(
-                    f"SELECT {rows.MEMORY_COLUMNS} FROM memories m WHERE {where}", params
+                    f"SELECT {MEMORY_COLUMNS} FROM memories m WHERE {where}", params
                 ).fetchall()
             ]
             for record in doomed:
@@ -340,14 +314,11 @@ class SQLiteStore(Store):
 
     def _get_one(self, conn: sqlite3.Connection, namespace: str, memory_id: str) -> MemoryRecord:
         row = conn.execute(
-            f"SELECT {rows.MEMORY_COLUMNS} FROM memories WHERE namespace = ? AND id = ?",
+            f"SELECT {MEMORY_COLUMNS} FROM memories WHERE namespace = ? AND id = ?",
             (namespace, memory_id),
         ).fetchone()
         if row is None:
-            raise NotFoundError(
-                f"no memory {memory_id!r} in namespace {namespace!r}; "
-                "list ids with `remem list` or Memory.list()"
-            )
+            raise memory_not_found(namespace, memory_id)
         return rows.memory_from_row(row)
 
     def get_memories(self, namespace: str, ids: Sequence[str]) -> list[MemoryRecord]:
@@ -356,7 +327,7 @@ class SQLiteStore(Store):
         for start in range(0, len(ids), 500):
             chunk = list(ids[start : start + 500])
             for row in self._db.query(
-                f"SELECT {rows.MEMORY_COLUMNS} FROM memories "
+                f"SELECT {MEMORY_COLUMNS} FROM memories "
                 f"WHERE namespace = ? AND id IN ({','.join('?' * len(chunk))})",
                 [namespace, *chunk],
             ):
@@ -369,7 +340,7 @@ class SQLiteStore(Store):
         """Memories matching the filter, most recent first."""
         where, params = rows.filter_sql(flt, "m", to_db_time(utcnow()))
         found = self._db.query(
-            f"SELECT {rows.MEMORY_COLUMNS} FROM memories m WHERE {where} "
+            f"SELECT {MEMORY_COLUMNS} FROM memories m WHERE {where} "
             "ORDER BY coalesce(m.occurred_at, m.created_at) DESC, m.pk DESC LIMIT ? OFFSET ?",
             [*params, limit, offset],
         )
@@ -387,7 +358,7 @@ class SQLiteStore(Store):
             out.extend(
                 rows.message_from_row(r)
                 for r in self._db.query(
-                    f"SELECT {rows.MESSAGE_COLUMNS} FROM messages WHERE namespace = ? "
+                    f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE namespace = ? "
                     f"AND user_id = ? AND agent_id = ? AND id IN ({','.join('?' * len(chunk))})",
                     [namespace, scope.user_id or "", scope.agent_id or "", *chunk],
                 )
@@ -426,19 +397,18 @@ class SQLiteStore(Store):
                 "user_id = ? AND agent_id = ? AND session_id = ?",
                 key,
             )[0][0]
-            where, params = rows.filter_sql(_exact(scope, kinds=("summary",)), "m")
+            where, params = rows.filter_sql(exact(scope, kinds=("summary",)), "m")
             found = self._db.query(
-                f"SELECT {rows.MEMORY_COLUMNS} FROM memories m WHERE {where} "
-                "ORDER BY m.pk DESC LIMIT 1",
+                f"SELECT {MEMORY_COLUMNS} FROM memories m WHERE {where} ORDER BY m.pk DESC LIMIT 1",
                 params,
             )
         return SessionInfo(int(count), rows.memory_from_row(found[0]) if found else None)
 
     def session_turns(self, scope: Scope) -> list[MemoryRecord]:
         """The exact session's current turns in conversation order."""
-        where, params = rows.filter_sql(_exact(scope, kinds=("turn",)), "m")
+        where, params = rows.filter_sql(exact(scope, kinds=("turn",)), "m")
         found = self._db.query(
-            f"SELECT {rows.MEMORY_COLUMNS} FROM memories m WHERE {where} ORDER BY m.position, m.pk",
+            f"SELECT {MEMORY_COLUMNS} FROM memories m WHERE {where} ORDER BY m.position, m.pk",
             params,
         )
         return [rows.memory_from_row(r) for r in found]
@@ -447,12 +417,12 @@ class SQLiteStore(Store):
         """Key -> kind of the entities known to the scope's user and agent (among ``keys``)."""
         sql = "SELECT key, kind FROM entities WHERE namespace = ? AND user_id = ? AND agent_id = ?"
         if keys is None:
-            return {r[0]: r[1] for r in self._db.query(sql, list(_owner(scope)))}
+            return {r[0]: r[1] for r in self._db.query(sql, list(owner(scope)))}
         found: dict[str, str] = {}
         for start in range(0, len(keys), 500):
             chunk = list(keys[start : start + 500])
             for r in self._db.query(f"{sql} AND key IN ({','.join('?' * len(chunk))})",
-                                    [*_owner(scope), *chunk]):  # fmt: skip
+                                    [*owner(scope), *chunk]):  # fmt: skip
                 found[r[0]] = r[1]
         return found
 
@@ -465,7 +435,7 @@ class SQLiteStore(Store):
             for r in self._db.query(
                 "SELECT term, docs FROM term_counts WHERE namespace = ? AND user_id = ? "
                 f"AND agent_id = ? AND term IN ({','.join('?' * len(chunk))})",
-                [*_owner(scope), *chunk],
+                [*owner(scope), *chunk],
             ):
                 found[r[0]] = int(r[1])
         return found.pop("", 0), {t: found.get(t, 0) for t in terms}
@@ -514,11 +484,7 @@ class SQLiteStore(Store):
                 return load_rows(conn, namespace, items, revision)
         except StoreError as exc:
             if isinstance(exc.__cause__, sqlite3.IntegrityError):
-                raise ConflictError(
-                    f"the import conflicts with rows already in namespace {namespace!r} "
-                    f"({exc.__cause__}); import into another namespace or a new database, "
-                    "or delete the conflicting scope first"
-                ) from exc
+                raise import_conflict(namespace, exc.__cause__) from exc
             raise
 
     # -- API keys ----------------------------------------------------------------------
@@ -546,7 +512,7 @@ class SQLiteStore(Store):
             )
             row = conn.execute(f"{_KEY_SELECT} WHERE id = ?", (key_id,)).fetchone()
             if row is None:
-                raise NotFoundError(f"no API key {key_id!r}; list keys with `remem keys list`")
+                raise key_not_found(key_id)
         return _api_key(row)
 
     def api_key_by_hash(self, key_hash: str) -> ApiKey | None:
