@@ -55,7 +55,7 @@ def test_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (config.store.path, config.namespace) == ("from-env.db", "ns1")
 
 
-def test_env_vars_documents_all_eight() -> None:
+def test_env_vars_documents_every_variable() -> None:
     assert set(ENV_VARS) == {
         "REMEM_DB",
         "REMEM_NAMESPACE",
@@ -65,6 +65,10 @@ def test_env_vars_documents_all_eight() -> None:
         "REMEM_MAX_MESSAGE_CHARS",
         "REMEM_RERANKER_OPTIONS",
         "REMEM_INDEX_MEMORY_MB",
+        "REMEM_LLM_BASE_URL",
+        "REMEM_LLM_MODEL",
+        "REMEM_LLM_API_KEY",
+        "REMEM_LLM_OPTIONS",
     }
 
 
@@ -106,8 +110,7 @@ def test_db_takes_a_path_or_a_store_url() -> None:
     assert load_settings("sqlite:////abs/m.db", env={}).store.path == "/abs/m.db"
     assert load_settings(None, env={"REMEM_DB": "sqlite:///e.db"}).store.path == "e.db"
     assert load_settings("C:/data/m.db", env={}).store.path == "C:/data/m.db"
-    with pytest.raises(ConfigError, match="PostgreSQL backend is not in this remem"):
-        load_settings("postgresql://u@localhost/remem", env={})
+    assert load_settings("postgresql://u@localhost/remem", env={}).store.name == "postgres"
     with pytest.raises(ConfigError, match="no store serves mysql://"):
         load_settings("mysql://localhost/x", env={})
 
@@ -118,3 +121,41 @@ def test_memory_opens_a_sqlite_url(tmp_path, embedder) -> None:  # type: ignore[
     with Memory(f"sqlite:///{tmp_path}/url.db", embedder=embedder) as memory:
         memory.add("I keep bees", user_id="ana")
     assert (tmp_path / "url.db").exists()
+
+
+def test_llm_variables_configure_an_llm_and_none_means_no_llm() -> None:
+    assert load_settings(env={}).llm is None  # nothing is sent anywhere by default
+    config = load_settings(
+        env={
+            "REMEM_LLM_BASE_URL": "http://localhost:11434/v1",
+            "REMEM_LLM_MODEL": "qwen2.5:7b",
+            "REMEM_LLM_API_KEY": "sk-settings-secret",
+            "REMEM_LLM_OPTIONS": '{"timeout": 60, "max_concurrency": 2}',
+        }
+    ).llm
+    assert config is not None
+    assert (config.name, config.base_url, config.model) == (
+        "openai", "http://localhost:11434/v1", "qwen2.5:7b"
+    )  # fmt: skip
+    assert config.api_key == "sk-settings-secret"
+    assert dict(config.options) == {"timeout": 60, "max_concurrency": 2}
+    assert "sk-settings-secret" not in repr(config)  # a logged config never shows the key
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"REMEM_LLM_MODEL": "m"}, "REMEM_LLM_BASE_URL is not set"),
+        ({"REMEM_LLM_BASE_URL": "http://h/v1"}, "REMEM_LLM_MODEL is not set"),
+        ({"REMEM_LLM_API_KEY": "k"}, "no LLM is configured"),
+        ({"REMEM_LLM_OPTIONS": '{"timeout": 5}'}, "no LLM is configured"),
+        ({"REMEM_LLM_BASE_URL": "localhost:8080", "REMEM_LLM_MODEL": "m"}, "http://"),
+        ({"REMEM_LLM_BASE_URL": "http://h/v1", "REMEM_LLM_MODEL": "m",
+          "REMEM_LLM_OPTIONS": "{oops"}, "REMEM_LLM_OPTIONS is not valid JSON"),
+        ({"REMEM_LLM_BASE_URL": "http://h/v1", "REMEM_LLM_MODEL": "m",
+          "REMEM_LLM_OPTIONS": '{"api_key": "k"}'}, "REMEM_LLM_API_KEY"),
+    ],
+)  # fmt: skip
+def test_bad_llm_settings_say_what_to_set(env: dict[str, str], expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        load_settings(env=env)

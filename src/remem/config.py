@@ -36,6 +36,24 @@ class RerankerConfig:
 
 
 @dataclass(frozen=True)
+class LLMConfig:
+    """Which LLM to use (a registry name), where it is, and its options.
+
+    ``base_url`` and ``model`` name an OpenAI-compatible endpoint (OpenAI, vLLM, Ollama,
+    llama.cpp server, LM Studio); ``options`` are the client's other keyword arguments
+    (timeouts, retries, concurrency; see ``docs/llm.md``). ``api_key`` is kept out of
+    ``repr`` so a logged config never shows it. Nothing is sent anywhere unless an
+    ``LLMConfig`` is given.
+    """
+
+    name: str = "openai"
+    base_url: str | None = None
+    model: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class EnrichConfig:
     """What ``add`` derives from each message, deterministically (no LLM).
 
@@ -77,3 +95,4 @@ class MemoryConfig:
     index_memory_mb: int = DEFAULT_INDEX_MEMORY_MB
     enrich: EnrichConfig = field(default_factory=EnrichConfig)
     reranker: RerankerConfig = field(default_factory=RerankerConfig)
+    llm: LLMConfig | None = None  # no LLM unless configured: nothing leaves the machine

@@ -8,6 +8,7 @@
     ├── StoreError             the storage backend failed
     │   └── CorruptStoreError  the file is not a remem database, or is damaged
     ├── EmbedderError          the embedder failed or is misconfigured
+    ├── LLMError               the LLM endpoint failed, or its output stayed invalid
     ├── DataFormatError        a data file (import, benchmark) is not in the expected layout
     ├── ConfigError            invalid configuration or a missing optional extra
     ├── AuthError              a request without a valid API key (REST)
@@ -57,6 +58,23 @@ class EmbedderError(RememError):
     """The embedder failed or is misconfigured."""
 
 
+class LLMError(RememError):
+    """The LLM endpoint failed, or its answer stayed invalid after re-asking.
+
+    ``reason`` says why in a few words, ``raw`` holds the model's last answer (if any) so
+    the caller can record a failed job with both; nothing is written from it. ``transient``
+    says the endpoint itself failed (timeouts, 429, 5xx): trying again later may work.
+    """
+
+    def __init__(
+        self, message: str, *, reason: str = "", raw: str | None = None, transient: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason or message
+        self.raw = raw
+        self.transient = transient
+
+
 class DataFormatError(RememError):
     """A data file is not in the expected layout."""
 
@@ -95,6 +113,7 @@ ERRORS: dict[type[RememError], ErrorKind] = {
     StoreError: ErrorKind("store_error", 4, 503, INTERNAL),
     CorruptStoreError: ErrorKind("corrupt_store", 4, 500, INTERNAL),
     EmbedderError: ErrorKind("embedder_error", 1, 502, INTERNAL),
+    LLMError: ErrorKind("llm_error", 1, 502, INTERNAL),
     DataFormatError: ErrorKind("data_format", 2, 422, INVALID_PARAMS),
     ConfigError: ErrorKind("config_error", 2, 500, INTERNAL),
     AuthError: ErrorKind("unauthorized", 2, 401, INVALID_PARAMS),

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from remem.config import EmbedderConfig, StoreConfig
+from remem.config import EmbedderConfig, LLMConfig, StoreConfig
 from remem.embedders.base import Embedder
 from remem.errors import ConfigError
+from remem.llms.base import LLM
 from remem.rerankers.base import Reranker
 from remem.stores.base import Store
 
@@ -47,11 +48,7 @@ def store_config(location: str, options: Mapping[str, Any] | None = None) -> Sto
         return StoreConfig("sqlite", path or ":memory:", dict(options or {}))
     if scheme not in _SCHEMES:
         known = ", ".join(sorted({"sqlite", *_SCHEMES}))
-        hint = (" (the PostgreSQL backend is not in this remem yet)"
-                if scheme.startswith("postgres") else "")  # fmt: skip
-        raise ConfigError(
-            f"no store serves {scheme}:// URLs{hint}; use a file path or one of: {known}"
-        )
+        raise ConfigError(f"no store serves {scheme}:// URLs; use a file path or one of: {known}")
     return StoreConfig(_SCHEMES[scheme], location, dict(options or {}))
 
 
@@ -106,6 +103,37 @@ def create_store(config: StoreConfig) -> Store:
     return store
 
 
+LLMFactory = Callable[..., LLM]
+_LLMS: dict[str, LLMFactory] = {}
+
+
+def register_llm(name: str, factory: LLMFactory) -> None:
+    """Make an LLM client available by name (plugins, and tests' scripted fakes, call this)."""
+    _LLMS[name] = factory
+
+
+def llm_names() -> list[str]:
+    """Registered LLM names."""
+    return sorted(_LLMS)
+
+
+def create_llm(config: LLMConfig) -> LLM:
+    """Build the LLM a config names; its ``base_url``, ``model`` and ``api_key`` (when set)
+    are passed with its options."""
+    given = {"base_url": config.base_url, "model": config.model, "api_key": config.api_key}
+    options = {**config.options, **{k: v for k, v in given.items() if v is not None}}
+    llm: LLM = _build("llm", _LLMS, config.name, options)
+    return llm
+
+
+def _openai_llm(**options: Any) -> LLM:
+    try:
+        from remem.llms.openai_compat import OpenAICompatLLM
+    except ImportError as exc:  # httpx or pydantic is missing
+        raise ConfigError("the openai LLM needs the llm extra: pip install 'remem[llm]'") from exc
+    return OpenAICompatLLM(**options)
+
+
 def _onnx(**options: Any) -> Embedder:
     from remem.embedders.onnx import OnnxMiniLMEmbedder
 
@@ -136,8 +164,23 @@ def _sqlite(**options: Any) -> Store:
     return SQLiteStore(**options)
 
 
+def _postgres(**options: Any) -> Store:
+    try:
+        from remem.stores.postgres.store import PostgresStore
+    except ImportError as exc:
+        if (exc.name or "").partition(".")[0] not in {"psycopg", "psycopg_pool", "pgvector"}:
+            raise
+        raise ConfigError(
+            f"the PostgreSQL store needs its extra ({exc.name} is missing): "
+            "pip install 'remem[postgres]'"
+        ) from exc
+    return PostgresStore(**options)
+
+
 register_embedder("minilm-onnx", _onnx)
 register_embedder("openai", _openai)
 register_embedder("sentence-transformers", _sentence_transformers)
 register_store("sqlite", _sqlite, ("sqlite",))
+register_store("postgres", _postgres, ("postgresql", "postgres"))
 register_reranker("cross-encoder", _cross_encoder)
+register_llm("openai", _openai_llm)

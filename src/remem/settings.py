@@ -11,6 +11,7 @@ from remem.config import (
     DEFAULT_INDEX_MEMORY_MB,
     DEFAULT_MAX_MESSAGE_CHARS,
     EmbedderConfig,
+    LLMConfig,
     MemoryConfig,
     RerankerConfig,
 )
@@ -30,6 +31,11 @@ ENV_VARS: dict[str, str] = {
     "REMEM_RERANKER_OPTIONS": "JSON object of cross-encoder options, e.g. a local model path",
     "REMEM_INDEX_MEMORY_MB": f"memory for in-process scope indexes, in MB (default "
     f"{DEFAULT_INDEX_MEMORY_MB})",
+    "REMEM_LLM_BASE_URL": "OpenAI-compatible LLM endpoint, e.g. http://localhost:11434/v1 "
+    "(default: no LLM)",
+    "REMEM_LLM_MODEL": "LLM model name at that endpoint (needed with REMEM_LLM_BASE_URL)",
+    "REMEM_LLM_API_KEY": "API key sent to the LLM endpoint as a Bearer token (default none)",
+    "REMEM_LLM_OPTIONS": 'JSON object of LLM client options, e.g. {"timeout": 60}',
 }
 
 
@@ -56,6 +62,7 @@ def load_settings(db: str | None = None, env: Mapping[str, str] | None = None) -
         max_message_chars=_positive(source, "REMEM_MAX_MESSAGE_CHARS", DEFAULT_MAX_MESSAGE_CHARS),
         index_memory_mb=_positive(source, "REMEM_INDEX_MEMORY_MB", DEFAULT_INDEX_MEMORY_MB),
         reranker=RerankerConfig(options=_options(source, "REMEM_RERANKER_OPTIONS")),
+        llm=_llm(source),
     )
 
 
@@ -118,3 +125,37 @@ def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     if number < 1:
         raise ConfigError(f"{name}={value!r} must be a positive integer, e.g. {default}")
     return number
+
+
+LLM_OWN_VARIABLES = {
+    "base_url": "REMEM_LLM_BASE_URL",
+    "model": "REMEM_LLM_MODEL",
+    "api_key": "REMEM_LLM_API_KEY",
+}
+
+
+def _llm(env: Mapping[str, str]) -> LLMConfig | None:
+    """The LLM the ``REMEM_LLM_*`` variables configure: none unless both the endpoint and
+    the model are given, so nothing is sent anywhere by default."""
+    base_url, model = _get(env, "REMEM_LLM_BASE_URL"), _get(env, "REMEM_LLM_MODEL")
+    api_key = _get(env, "REMEM_LLM_API_KEY")
+    options = _options(env, "REMEM_LLM_OPTIONS")
+    if base_url is None and model is None:
+        if api_key is not None or options:
+            raise ConfigError(
+                "REMEM_LLM_API_KEY or REMEM_LLM_OPTIONS is set but no LLM is configured; "
+                "set REMEM_LLM_BASE_URL and REMEM_LLM_MODEL too"
+            )
+        return None
+    if base_url is None or model is None:
+        missing = "REMEM_LLM_MODEL" if model is None else "REMEM_LLM_BASE_URL"
+        raise ConfigError(
+            f"{missing} is not set: an LLM needs both REMEM_LLM_BASE_URL (e.g. "
+            "http://localhost:11434/v1) and REMEM_LLM_MODEL"
+        )
+    if not base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"REMEM_LLM_BASE_URL={base_url!r} must be an http:// or https:// URL")
+    for key, variable in LLM_OWN_VARIABLES.items():
+        if key in options:
+            raise ConfigError(f"REMEM_LLM_OPTIONS may not set {key!r}; use {variable}")
+    return LLMConfig(base_url=base_url, model=model, api_key=api_key, options=options)
