@@ -366,6 +366,8 @@ EXPECTED_PUBLIC_API = {
     "DataFormatError",
     "EmbedderConfig",
     "EmbedderError",
+    "LLMConfig",
+    "LLMError",
     "EnrichConfig",
     "Entity",
     "InvalidInputError",

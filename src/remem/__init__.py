@@ -1,6 +1,13 @@
 """remem: long-term memory for LLM agents, offline by default."""
 
-from remem.config import EmbedderConfig, EnrichConfig, MemoryConfig, RerankerConfig, StoreConfig
+from remem.config import (
+    EmbedderConfig,
+    EnrichConfig,
+    LLMConfig,
+    MemoryConfig,
+    RerankerConfig,
+    StoreConfig,
+)
 from remem.context import Context, ContextItem
 from remem.engine import AsyncMemory, Memory
 from remem.errors import (
@@ -10,6 +17,7 @@ from remem.errors import (
     DataFormatError,
     EmbedderError,
     InvalidInputError,
+    LLMError,
     MessageTooLargeError,
     NotFoundError,
     RememError,
@@ -45,6 +53,8 @@ __all__ = [
     "EnrichConfig",
     "Entity",
     "InvalidInputError",
+    "LLMConfig",
+    "LLMError",
     "Memory",
     "MemoryConfig",
     "MemoryEvent",
