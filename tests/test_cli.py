@@ -402,7 +402,7 @@ def test_all_commands_are_there() -> None:
     }  # fmt: skip
     assert set(bench.commands) == {
         "locomo", "longmemeval", "vectors", "live", "concurrency", "latency",
-        "serve-crash", "serve-writers", "serve-hostile", "serve-load",
+        "serve-crash", "serve-writers", "serve-hostile", "serve-load", "scale",
     }  # fmt: skip
 
 

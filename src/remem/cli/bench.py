@@ -24,6 +24,7 @@ from remem.bench.latency import (
 from remem.bench.live import run_live
 from remem.bench.metrics import format_table
 from remem.bench.runner import run
+from remem.cli.bench_scale import scale
 from remem.cli.bench_serving import serve_crash, serve_hostile, serve_load, serve_writers
 from remem.cli.common import (
     RECIPE_HELP,
@@ -627,3 +628,4 @@ bench.add_command(serve_crash)
 bench.add_command(serve_writers)
 bench.add_command(serve_hostile)
 bench.add_command(serve_load)
+bench.add_command(scale)
