@@ -398,7 +398,7 @@ def test_every_command_has_help_with_an_example(path: list[str]) -> None:
 def test_all_commands_are_there() -> None:
     assert set(main.commands) == {
         "add", "search", "context", "list", "get", "delete", "history", "export", "import",
-        "stats", "bench", "entities", "serve", "keys", "import-mem0", "mcp", "postgres",
+        "stats", "bench", "entities", "serve", "keys", "import-mem0", "mcp", "postgres", "forget",
     }  # fmt: skip
     assert set(bench.commands) == {
         "locomo", "longmemeval", "vectors", "live", "concurrency", "latency",

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from remem import Memory
+from remem import Memory, MemoryConfig, StoreConfig
 from remem.embedders.base import Embedder
 from remem.keys import KeyRing
 from remem.server.app import create_app
@@ -92,7 +92,11 @@ def _store_b(b: httpx.Client) -> list[str]:
 
 @pytest.fixture(scope="module")
 def tenants(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iterator[Tenants]:
-    memory = Memory(tmp_path_factory.mktemp("isolation") / "tenants.db", embedder=embedder)
+    # B's own searches observe its state; recording them as recalls would change it (that
+    # recalls stay in their namespace is the store contract's test_record_access_...)
+    path = tmp_path_factory.mktemp("isolation") / "tenants.db"
+    config = MemoryConfig(StoreConfig(path=str(path)), record_access=False)
+    memory = Memory(config, embedder=embedder)
     ring = KeyRing(memory.store)
     keys = [ring.create(name)[1] for name in ("tenant-a", "tenant-b")]
     with running(create_app(memory)) as url:

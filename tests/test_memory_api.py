@@ -370,6 +370,7 @@ EXPECTED_PUBLIC_API = {
     "LLMError",
     "EnrichConfig",
     "Entity",
+    "ForgetReport",
     "InvalidInputError",
     "Memory",
     "MemoryConfig",

@@ -56,6 +56,8 @@ RELEASED: tuple[tuple[int, str, str], ...] = (
     (3, "create_entity_time_term_and_session_tables", "71952d5f10f5"),
     (4, "link_existing_memories", "6989c2662330"),
     (5, "live_store_revisions_tombstones_and_ids_per_namespace", "2605577dc0dd"),
+    (6, "api_keys", "8bdb74f1f157"),
+    (7, "memory_access_revisions", "149fc9f8792a"),
 )
 # Code the released migrations run besides their own functions, and its checksum.
 HELPERS = (

@@ -22,7 +22,8 @@ def test_default_switches_on_the_mechanisms_it_names() -> None:
 @pytest.mark.parametrize("mechanism", MECHANISMS)
 def test_every_mechanism_can_be_switched_off(mechanism: str) -> None:
     base = Recipe("all", {"bm25": 0.5, "dense": 0.5}, time=1, temporal=1, multihop=1, graph=1,
-                  neighbours=1, session=1, sessions=1, diversify=1, rerank="x")  # fmt: skip
+                  neighbours=1, session=1, sessions=1, diversify=1, retention=1,
+                  rerank="x")  # fmt: skip
     off = base.without(mechanism)
     assert off.name == f"all-no-{mechanism}"
     assert mechanism not in off.mechanisms()
@@ -39,6 +40,12 @@ def test_ablation_names_resolve_and_typos_explain_themselves() -> None:
         assert "choose one of" in str(err.value) or "no channels" in str(err.value)
 
 
+def test_the_retention_recipe_is_default_plus_retention() -> None:
+    recipe = RECIPES["retention"]
+    assert recipe.mechanisms() == [*RECIPES["default"].mechanisms(), "retention"]
+    assert replace(get_recipe("retention-no-retention"), name="default") == get_recipe("default")
+
+
 def test_bad_recipe_fields_are_refused() -> None:
     with pytest.raises(InvalidInputError):
         Recipe("x", {})
@@ -46,3 +53,6 @@ def test_bad_recipe_fields_are_refused() -> None:
         Recipe("x", {"bm25": 1.0}, fusion="magic")
     with pytest.raises(InvalidInputError):
         Recipe("x", {"bm25": 1.0}, normalizer="zscore")
+    for weight in (-0.1, 1.5):
+        with pytest.raises(InvalidInputError, match="retention weighs scores from 0"):
+            Recipe("x", {"bm25": 1.0}, retention=weight)

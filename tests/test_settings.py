@@ -69,6 +69,7 @@ def test_env_vars_documents_every_variable() -> None:
         "REMEM_LLM_MODEL",
         "REMEM_LLM_API_KEY",
         "REMEM_LLM_OPTIONS",
+        "REMEM_RECORD_ACCESS",
     }
 
 
@@ -87,6 +88,7 @@ def test_env_vars_documents_every_variable() -> None:
         ("REMEM_RECIPE", "fancy", "bm25"),
         ("REMEM_EMBEDDER", "no-such-model", "minilm-onnx"),
         ("REMEM_NAMESPACE", "n" * 300, "at most"),
+        ("REMEM_RECORD_ACCESS", "maybe", "1 or 0"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str, expected: str) -> None:
@@ -94,6 +96,13 @@ def test_bad_values_name_the_variable(name: str, value: str, expected: str) -> N
         load_settings(env={name: value})
     assert name in str(info.value)
     assert expected in str(info.value)
+
+
+def test_recording_recalls_can_be_switched_off() -> None:
+    assert load_settings(env={}).record_access is True
+    for off in ("0", "false", "No", "off"):
+        assert load_settings(env={"REMEM_RECORD_ACCESS": off}).record_access is False
+    assert load_settings(env={"REMEM_RECORD_ACCESS": "yes"}).record_access is True
 
 
 def test_recipe_may_be_an_ablation_and_reranker_options_are_json() -> None:

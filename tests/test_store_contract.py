@@ -27,6 +27,7 @@ from remem.stores.base import (
     MemoryFilter,
     MemoryPatch,
     NewMemory,
+    ScopeKey,
     Store,
     WriteBatch,
     session_key,
@@ -747,6 +748,81 @@ def test_delete_logs_delete_and_history_survives(store_factory):
     with pytest.raises(NotFoundError):
         store.delete_memory("ns", record.id, "tester", "again")
     assert len(store.events("ns", record.id)) == 2
+
+
+# -- recalls and archiving ------------------------------------------------------------------
+
+
+def _add_one(strength: float, previous: datetime, at: datetime) -> float:
+    """A reinforcement rule easy to check: +1 per recall, plus the days since the last."""
+    return strength + 1 + (at - previous).total_seconds() / 86400
+
+
+def test_record_access_counts_reinforces_and_keeps_the_revision_of_the_content(store_factory):
+    store = store_factory()
+    scope = Scope(user_id="u", namespace="ns")
+    a, b = make_record(scope, "walk the dog"), make_record(scope, "feed the cat")
+    write_memories(store, new(a, unit()), new(b, unit()))
+    with store.snapshot() as before:
+        pass
+    day = timedelta(days=1)
+    # out of order on purpose: recalls apply in time order; unknown ids are skipped
+    changed = store.record_access("ns", [(a.id, T0 + 2 * day), (a.id, T0 + day),
+                                         ("nope", T0), (b.id, T0)], _add_one)  # fmt: skip
+    assert changed == 2
+    got = {r.id: r for r in store.get_memories("ns", [a.id, b.id])}
+    assert got[a.id].access_count == 2 and got[a.id].last_accessed_at == T0 + 2 * day
+    assert got[a.id].strength == pytest.approx(1.0 + 2 + 1 + 1)  # +1+1 day, then +1+1 day
+    assert (got[b.id].access_count, got[b.id].strength) == (1, 2.0)
+    assert got[a.id].updated_at == a.updated_at  # a recall is not an update...
+    assert [e.action for e in store.events("ns", a.id)] == ["ADD"]  # ...and logs nothing
+    assert store.record_access("other", [(a.id, T0)], _add_one) == 0  # namespaces hold
+    assert store.record_access("ns", [], _add_one) == 0
+
+    changes = store.changes(ScopeKey("ns", "u"), before)
+    assert changes.rows == () and changes.deleted == ()  # nothing to re-index
+    accessed = {x.id: x for x in changes.accessed}
+    assert accessed.keys() == {a.id, b.id}
+    assert (accessed[a.id].access_count, accessed[a.id].last_accessed_at) == (2, T0 + 2 * day)
+    assert accessed[a.id].strength == pytest.approx(got[a.id].strength)
+    assert store.changes(ScopeKey("ns", "other-user"), before).accessed == ()
+
+    store.record_access("ns", [(a.id, T0)], _add_one)  # an old recall written late
+    assert store.get_memories("ns", [a.id])[0].last_accessed_at == T0 + 2 * day
+    # a row written after the recall carries its statistics in ``rows``, not ``accessed``
+    store.update_memory("ns", a.id, MemoryPatch(importance=0.9), "t", "r")
+    later = store.changes(ScopeKey("ns", "u"), before)
+    row = next(r for r in later.rows if r.id == a.id)
+    assert (row.importance, row.last_accessed_at) == (0.9, T0 + 2 * day)
+    assert a.id not in {x.id for x in later.accessed}
+
+
+def test_archive_hides_from_current_reads_logs_the_reason_and_keeps_the_memory(store_factory):
+    store = store_factory()
+    scope = Scope(user_id="u", namespace="ns")
+    stale, pinned = make_record(scope, "old news"), make_record(scope, "keep", pinned=True)
+    recalled = make_record(scope, "used")
+    superseded = make_record(scope, "replaced", superseded_by=stale.id)
+    write_memories(store, *(new(r, unit()) for r in (stale, pinned, recalled, superseded)))
+    store.record_access("ns", [(recalled.id, T0)], _add_one)  # after we read ``recalled``
+    unknown = make_record(scope, "never stored")
+    items = [(stale, "retention 0.01 below 0.05"), (pinned, "pinned"), (recalled, "old read"),
+             (superseded, "not current"), (unknown, "unknown")]  # fmt: skip
+    done = store.archive_memories("ns", items, "forget")
+    assert [r.id for r in done] == [stale.id]
+    assert done[0].expired_at is not None and store.get_memories("ns", [stale.id]) == done
+    assert stale.id not in listed(store, MemoryFilter("ns"))
+    assert stale.id in listed(store, MemoryFilter("ns", current_only=False))
+    assert ksearch(store, ["news"], MemoryFilter("ns"), 5) == []
+    events = store.events("ns", stale.id)
+    assert [e.action for e in events] == ["ADD", "ARCHIVE"]
+    assert (events[1].reason, events[1].actor) == ("retention 0.01 below 0.05", "forget")
+    assert events[1].before["expired_at"] is None and events[1].after["expired_at"]
+    assert store.archive_memories("ns", [(done[0], "again")], "forget") == []  # already
+    assert store.archive_memories("other", [(pinned, "x")], "forget") == []
+    assert len(store.events("ns", stale.id)) == 2
+    for record in (pinned, recalled, superseded):
+        assert store.get_memories("ns", [record.id])[0].expired_at is None
 
 
 def test_delete_scope_deletes_only_that_scope(store_factory):

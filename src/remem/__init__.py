@@ -26,6 +26,7 @@ from remem.errors import (
 from remem.models import (
     AddResult,
     Entity,
+    ForgetReport,
     MemoryEvent,
     MemoryRecord,
     Message,
@@ -52,6 +53,7 @@ __all__ = [
     "EmbedderError",
     "EnrichConfig",
     "Entity",
+    "ForgetReport",
     "InvalidInputError",
     "LLMConfig",
     "LLMError",

@@ -21,7 +21,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from remem.context import Context
-from remem.models import AddResult, MemoryRecord, SearchResults
+from remem.models import AddResult, ForgetReport, MemoryRecord, SearchResults
 
 if TYPE_CHECKING:
     from remem.engine import Memory
@@ -156,6 +156,27 @@ class UpdateRequest:
         fields = ("text", "metadata", "pinned", "expires_at", "importance")
         changes = {f: getattr(self, f) for f in fields if getattr(self, f) is not None}
         return memory.update(memory_id, reason=self.reason, **changes)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ForgetRequest:
+    """Archive what a forgetting policy picks in a scope (``Memory.forget``)."""
+
+    __pydantic_config__: ClassVar[dict[str, Any]] = STRICT
+    policy: str = "retention"
+    threshold: Real | None = None
+    dry_run: Flag = False
+    user_id: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
+    kinds: list[str] | None = None
+
+    def run(self, memory: Memory) -> ForgetReport:
+        return memory.forget(
+            policy=self.policy, threshold=self.threshold, dry_run=self.dry_run,
+            user_id=self.user_id, agent_id=self.agent_id, session_id=self.session_id,
+            kinds=self.kinds,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)

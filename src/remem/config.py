@@ -85,6 +85,9 @@ class MemoryConfig:
     ``index_memory_mb``: about how much memory the in-process search indexes of the
     scopes searched may take; the least recently searched scopes are dropped beyond it
     (and rebuilt from the store when searched again).
+    ``record_access``: count each memory a search returns as recalled (``access_count``,
+    ``last_accessed_at``, and ``strength`` reinforced: ``remem.evolution.retention``),
+    written in batches by a background thread, never by the search itself.
     """
 
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -96,3 +99,4 @@ class MemoryConfig:
     enrich: EnrichConfig = field(default_factory=EnrichConfig)
     reranker: RerankerConfig = field(default_factory=RerankerConfig)
     llm: LLMConfig | None = None  # no LLM unless configured: nothing leaves the machine
+    record_access: bool = True

@@ -22,6 +22,9 @@ from remem.config import EmbedderConfig, MemoryConfig
 from remem.context import Context, pack
 from remem.embedders.base import Embedder
 from remem.errors import InvalidInputError, NotFoundError
+from remem.evolution import forgetting
+from remem.evolution.recall import RecallLog
+from remem.evolution.retention import reinforced
 from remem.formation.enrich import Enriched, enrich, index_suffix
 from remem.formation.salience import entity_table
 from remem.formation.summaries import needs_refresh, summarize, summary_embed_text
@@ -30,6 +33,7 @@ from remem.index.cache import LiveIndex
 from remem.models import (
     AddResult,
     Entity,
+    ForgetReport,
     MemoryEvent,
     MemoryRecord,
     Message,
@@ -100,6 +104,7 @@ class Memory:
             )
         self.store: Store = create_store(config.store)
         self.index = LiveIndex(self.store, budget=memory_mb << 20)
+        self._recalls = RecallLog(self._write_recalls)  # shared by ``tenant`` views
         self._rerankers: dict[str, Reranker] = {}
         self._rerankers_lock = threading.Lock()
         self._seen: dict[tuple[str, str], dict[str, str]] = {}
@@ -309,13 +314,29 @@ class Memory:
         Relative time expressions in the query ("last week") are resolved against
         ``reference_time`` (default: now). Session summaries are searched only when
         ``kinds`` asks for them; otherwise they help rank the turns of their session.
+        Each hit counts as a recall of its memory (``MemoryConfig.record_access``),
+        written in the background.
         """
         started = time.perf_counter()
         text = check_text(query, "query", self.config.max_message_chars)
         chosen = get_recipe(recipe) if recipe is not None else self.recipe
         flt = self._filter(user_id, agent_id, session_id, kinds, metadata, since, until)
         reference = parse_timestamp(reference_time, "reference_time")
-        limit = check_limit(limit)
+        results = self._search(text, flt, chosen, check_limit(limit), reference, explain, started)
+        self._recalled([hit.memory.id for hit in results.hits])
+        return results
+
+    def _search(
+        self,
+        text: str,
+        flt: MemoryFilter,
+        chosen: Recipe,
+        limit: int,
+        reference: datetime | None,
+        explain: bool,
+        started: float,
+    ) -> SearchResults:
+        """``search`` with its inputs checked; records no recall."""
         rerank = self._rerank_function(chosen.rerank)
         timings: dict[str, float] = {}
         vector = self._embed_later(text, timings) if "dense" in chosen.channels else None
@@ -335,6 +356,14 @@ class Memory:
         took = _ms(started)
         info = _explained(run.analysis, flt, timings, took) if explain else None
         return SearchResults(query=text, recipe=chosen.name, hits=hits, took_ms=took, explain=info)
+
+    def _recalled(self, memory_ids: builtins.list[str]) -> None:
+        """Count memories handed to the caller as recalled (written in the background)."""
+        if self.config.record_access and memory_ids:
+            self._recalls.record(self.namespace, memory_ids, utcnow())
+
+    def _write_recalls(self, namespace: str, accesses: builtins.list[tuple[str, datetime]]) -> int:
+        return self.store.record_access(namespace, accesses, reinforced)
 
     def _load(self, ids: builtins.list[str]) -> builtins.list[MemoryRecord]:
         return self.store.get_memories(self.namespace, ids)
@@ -376,20 +405,23 @@ class Memory:
         """The best memories for ``query`` that fit ``budget_tokens``, laid out for a prompt.
 
         Tokens are counted with remem's bundled WordPiece tokenizer (``Context.tokenizer``);
-        lines are grouped by session and date, each citing its source message ids.
+        lines are grouped by session and date, each citing its source message ids. The
+        memories packed (not every candidate ranked) count as recalled.
         """
+        started = time.perf_counter()
         budget = check_limit(budget_tokens, "budget_tokens", 1_000_000)
         depth = check_limit(candidates, "candidates")
+        text = check_text(query, "query", self.config.max_message_chars)
+        chosen = get_recipe(recipe) if recipe is not None else self.recipe
         flt = self._filter(user_id, agent_id, session_id, kinds, metadata, since, until)
+        reference = parse_timestamp(reference_time, "reference_time")
         with self.index.open(flt) as index:  # the search and the slots from one snapshot
-            results = self.search(
-                query, user_id=user_id, agent_id=agent_id, session_id=session_id, kinds=kinds,
-                metadata=metadata, since=since, until=until, limit=depth, recipe=recipe,
-                reference_time=reference_time,
-            )  # fmt: skip
+            results = self._search(text, flt, chosen, depth, reference, False, started)
             order = {h.memory.id: index.positions[index.row_of[h.memory.id]]
                      for h in results.hits if h.memory.id in index.row_of}  # fmt: skip
-        return pack(results.query, results.hits, budget, positions=order)
+        packed = pack(results.query, results.hits, budget, positions=order)
+        self._recalled([item.memory.id for item in packed.items])  # what the prompt shows
+        return packed
 
     def get(self, memory_id: str) -> MemoryRecord:
         """One memory by id; ``NotFoundError`` if it is unknown in this namespace."""
@@ -440,6 +472,41 @@ class Memory:
             table = [e for e in table if e.kind == check_text(kind, "kind")]
         return table[: check_limit(limit)]
 
+    # -- evolution ------------------------------------------------------------------------
+
+    def forget(
+        self,
+        *,
+        policy: str = "retention",
+        threshold: float | None = None,
+        dry_run: bool = False,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        kinds: str | Sequence[str] | None = None,
+    ) -> ForgetReport:
+        """Archive the scope's memories a forgetting policy picks, each with an ARCHIVE
+        event saying why; nothing is deleted, and pinned memories are never archived.
+
+        ``retention``: memories whose retention ``exp(-t / S)`` (``t`` days since their
+        last recall or storing, ``S`` their strength in days) is below ``threshold``
+        (default 0.05). ``ttl``: memories whose ``expires_at`` has passed (no threshold).
+        Archived memories leave search and list; ``get`` and ``history`` still show
+        them. ``dry_run`` lists what would go and writes nothing. Recalls this process
+        has not written yet are written first.
+        """
+        rule = forgetting.policy(policy, threshold)
+        dry = check_flag(dry_run, "dry_run")
+        flt = self._filter(user_id, agent_id, session_id, kinds, None, None, None)
+        self.flush()
+        return forgetting.forget(self.store, flt, rule, dry, utcnow())
+
+    def flush(self) -> int:
+        """Write the recalls searches have recorded and not yet written, now; returns how
+        many. (A background thread writes them within about two seconds anyway, and
+        ``close`` writes the rest.)"""
+        return self._recalls.flush()
+
     def history(self, memory_id: str) -> builtins.list[MemoryEvent]:
         """Every change to a memory, oldest first (kept after the memory is deleted)."""
         events = self.store.events(self.namespace, check_id(memory_id, "memory_id"))
@@ -481,12 +548,15 @@ class Memory:
         view closes nothing: the memory it came from owns them)."""
         if self._view:
             return
-        self._embedding.shutdown()
-        self.store.close()
-        for reranker in self._rerankers.values():
-            reranker.close()
-        if self._owns_embedder:
-            self.embedder.close()
+        try:
+            self._recalls.close()  # the recalls still waiting, before the store goes
+        finally:
+            self._embedding.shutdown()
+            self.store.close()
+            for reranker in self._rerankers.values():
+                reranker.close()
+            if self._owns_embedder:
+                self.embedder.close()
 
     def __enter__(self) -> Memory:
         return self
@@ -606,6 +676,8 @@ class AsyncMemory:
     delete_all = _in_thread(Memory.delete_all)
     entities = _in_thread(Memory.entities)
     history = _in_thread(Memory.history)
+    forget = _in_thread(Memory.forget)
+    flush = _in_thread(Memory.flush)
     stats = _in_thread(Memory.stats)
     export = _in_thread(Memory.export)
     import_ = _in_thread(Memory.import_)

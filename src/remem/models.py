@@ -143,6 +143,35 @@ class SearchResults:
 
 
 @dataclass(frozen=True)
+class Forgotten:
+    """One memory a forgetting policy archived (or, in a dry run, would archive): the
+    memory (as archived: ``expired_at`` set), its retention when decided (``None`` under
+    the ``ttl`` policy) and why, as the ARCHIVE event in its history says."""
+
+    memory: MemoryRecord
+    retention: float | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class ForgetReport:
+    """What ``Memory.forget`` did: the policy and threshold, when it decided, how many
+    current memories it examined, those it archived (a dry run writes nothing and lists
+    what it would archive), the pinned memories it spared that would otherwise have
+    gone, and ``changed``: memories that qualified but were recalled or updated before
+    the archive was written, and so were left as they are."""
+
+    policy: str
+    threshold: float | None
+    dry_run: bool
+    at: datetime
+    examined: int
+    archived: tuple[Forgotten, ...]
+    pinned_kept: int = 0
+    changed: int = 0
+
+
+@dataclass(frozen=True)
 class Entity:
     """A name, title or key phrase of a scope's entity table, with how it is used.
 

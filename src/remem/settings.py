@@ -36,6 +36,8 @@ ENV_VARS: dict[str, str] = {
     "REMEM_LLM_MODEL": "LLM model name at that endpoint (needed with REMEM_LLM_BASE_URL)",
     "REMEM_LLM_API_KEY": "API key sent to the LLM endpoint as a Bearer token (default none)",
     "REMEM_LLM_OPTIONS": 'JSON object of LLM client options, e.g. {"timeout": 60}',
+    "REMEM_RECORD_ACCESS": "count search hits as recalls, reinforcing their strength: 1 or 0 "
+    "(default 1)",
 }
 
 
@@ -63,6 +65,7 @@ def load_settings(db: str | None = None, env: Mapping[str, str] | None = None) -
         index_memory_mb=_positive(source, "REMEM_INDEX_MEMORY_MB", DEFAULT_INDEX_MEMORY_MB),
         reranker=RerankerConfig(options=_options(source, "REMEM_RERANKER_OPTIONS")),
         llm=_llm(source),
+        record_access=_flag(source, "REMEM_RECORD_ACCESS", defaults.record_access),
     )
 
 
@@ -125,6 +128,18 @@ def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     if number < 1:
         raise ConfigError(f"{name}={value!r} must be a positive integer, e.g. {default}")
     return number
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = _get(env, name)
+    if value is None:
+        return default
+    if value.lower() in _TRUE + _FALSE:
+        return value.lower() in _TRUE
+    raise ConfigError(f"{name}={value!r} must be 1 or 0 (true/false, yes/no, on/off)")
 
 
 LLM_OWN_VARIABLES = {

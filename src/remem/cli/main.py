@@ -29,6 +29,7 @@ from remem.cli.common import (
     shorten,
     to_json,
 )
+from remem.cli.forget import forget
 from remem.cli.mcp import mcp
 from remem.cli.mem0 import import_mem0_command
 from remem.cli.postgres import postgres
@@ -465,3 +466,4 @@ main.add_command(keys)
 main.add_command(import_mem0_command)
 main.add_command(mcp)
 main.add_command(postgres)
+main.add_command(forget)

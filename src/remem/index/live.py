@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any, TypeVar
 
@@ -24,7 +25,7 @@ from remem.index import bm25
 from remem.index.arrays import NO_ROWS, NO_SCORES, Column, Floats, Kept, Rows, sum_by_row, top
 from remem.index.rules import entity_rows
 from remem.models import MEMORY_KINDS, MemoryRecord
-from remem.stores.base import Changes, EntityRow, IndexRow, MemoryFilter, session_key
+from remem.stores.base import AccessRow, Changes, EntityRow, IndexRow, MemoryFilter, session_key
 
 T = TypeVar("T")
 Mask = npt.NDArray[np.bool_]
@@ -65,6 +66,10 @@ class LiveScope:
         self._when, self._expiry = Column("datetime64[us]"), Column("datetime64[us]")
         self._expiring = 0  # rows ever added with an expiry time
         self._said = Column("datetime64[D]")
+        # what ranking by retention reads (``retention_columns``); recalls change the last
+        # two in place (``apply``: ``Changes.accessed``)
+        self._importance, self._pinned = Column(np.float64), Column(np.bool_)
+        self._strength, self._recalled = Column(np.float64), Column("datetime64[us]")
         self._length = Column(np.float64)
         self._vectors: Column | None = None
         self._has_vector = Column(np.bool_)
@@ -102,7 +107,8 @@ class LiveScope:
     # -- taking in changes ---------------------------------------------------------------
 
     def apply(self, changes: Changes) -> None:
-        """Take in what changed since ``self.revision`` (deletions first, then rows)."""
+        """Take in what changed since ``self.revision`` (deletions first, then rows, then
+        recall statistics, which change two columns in place and keep every cache)."""
         for memory_id in changes.deleted:
             self._kill(memory_id)
         for row in changes.rows:
@@ -112,7 +118,23 @@ class LiveScope:
             self.memo.clear()
             self._matches.clear()
             self._masks.clear()
+        for access in changes.accessed:
+            self._recall(access)
         self.revision = changes.revision
+
+    def _recall(self, access: AccessRow) -> None:
+        """A memory's new strength and last recall, in place (no row is added)."""
+        r = self.row_of.get(access.id)
+        if r is None:
+            return
+        self._strength.data[r] = access.strength
+        if access.last_accessed_at is not None:
+            self._recalled.data[r] = _when(access.last_accessed_at)
+        kept = self._records.get(r)
+        if kept is not None:  # kept records stay exactly what the store holds
+            self._records[r] = replace(kept, strength=access.strength,
+                                       access_count=access.access_count,
+                                       last_accessed_at=access.last_accessed_at)  # fmt: skip
 
     def _append(self, row: IndexRow) -> None:
         r = len(self.ids)
@@ -135,6 +157,10 @@ class LiveScope:
         said = row.occurred_at
         self._said.append(np.datetime64(said.date(), "D") if said else np.datetime64("NaT"))
         self._expiry.append(_when(row.expires_at) if row.expires_at is not None else _FAR)
+        self._importance.append(row.importance)
+        self._pinned.append(row.pinned)
+        self._strength.append(row.strength)
+        self._recalled.append(_when(row.last_accessed_at or row.created_at))
         self._expiring += row.expires_at is not None
         self._add_vector(row.vector)
         self._index_terms(r, row.index_text)
@@ -505,6 +531,12 @@ class LiveScope:
         source = np.repeat(np.arange(rows.size, dtype=np.int64), 2)
         keep = adjacent >= 0
         return source[keep], adjacent[keep]
+
+    def retention_columns(self) -> tuple[Floats, Mask, Floats, npt.NDArray[Any]]:
+        """Per row: importance, pinned, strength (days) and when its forgetting curve
+        restarted (its last recall, else its storing; ``datetime64[us]``)."""
+        return (self._importance.view(), self._pinned.view(), self._strength.view(),
+                self._recalled.view())  # fmt: skip
 
     def dated(self) -> Mask:
         """Which rows mention a period (a time that is not vague)."""

@@ -4,8 +4,9 @@ Each step is a named function that reads the current ranking and adds to it, rec
 what it added (``Ranking.steps``; ``Ranking.parts`` per hit) for ``explain``; a recipe
 field at 0 switches a step off. ``PIPELINE`` gives the order: the steps that gather evidence
 (multi-hop, graph, neighbours, sessions) run before the question-type steps (time,
-temporal intent, list diversity), which work relative to the gathered scores; the
-optional reranker runs last.
+temporal intent, list diversity), which work relative to the gathered scores; retention
+then scales each score by what the memory's forgetting curve, pin and importance say;
+the optional reranker runs last.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ HOPS = 6  # entities the multi-hop round follows
 # from an entity seed (and back from a memory seed) and leave 0.5^4 of the mass
 # unspread; on the dev split 3 and 30 steps ranked every question identically.
 WALK_STEPS = 3
+DAY_MICROSECONDS = 86_400e6
 
 
 def run_channels(run: Run) -> Channels:
@@ -268,6 +270,23 @@ def diversify_step(run: Run, ranking: Ranking) -> None:
     ranking.add("diversify", rows, steps.diversify(scores, sessions, run.recipe.diversify))
 
 
+def retention_step(run: Run, ranking: Ranking) -> None:
+    """Weigh every candidate's score by its retention, pinning and importance
+    (``steps.retention_weights``): stale memories sink, pinned and important ones rise.
+    Runs after the evidence and question-type steps, so it scales what they gathered."""
+    weight = run.recipe.retention
+    if weight <= 0 or not ranking.member.any():
+        return
+    rows = np.flatnonzero(ranking.member)
+    importance, pinned, strength, recalled = run.index.retention_columns()
+    elapsed = np.datetime64(run.now, "us") - recalled[rows]
+    days = elapsed.astype(np.int64) / DAY_MICROSECONDS
+    factor = steps.retention_weights(days, strength[rows], importance[rows], pinned[rows],
+                                     weight)  # fmt: skip
+    ranking.add("retention", rows, ranking.scores[rows] * (factor - 1.0))
+    run.notes["retention"] = {"weight": weight, "at": run.now.isoformat()}
+
+
 def rerank_step(run: Run, ranking: Ranking) -> None:
     """A reranker reorders the best ``rerank_depth`` memories, which stay on top."""
     if not run.recipe.rerank or run.rerank is None or not ranking.member.any():
@@ -292,5 +311,6 @@ PIPELINE: tuple[tuple[str, Callable[[Run, Ranking], None]], ...] = (
     ("time", time_step),
     ("temporal", temporal_step),
     ("diversify", diversify_step),
+    ("retention", retention_step),
     ("rerank", rerank_step),
 )

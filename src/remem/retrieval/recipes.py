@@ -38,6 +38,11 @@ class Recipe:
       over the session's turns as one document (relative to the best session's).
     - ``diversify``: for list and count questions, each further hit from a session already
       ranked loses this share, so the answer's parts from several sessions surface.
+    - ``retention``: each candidate's score is weighed by its retention, pinning and
+      importance (``steps.retention_weights``): times ``1 - w + w * R * (0.5 +
+      importance)``, ``R`` the forgetting curve of ``remem.evolution.retention`` (1 when
+      pinned); 1 for a just-recalled memory of default importance, ``1 - w`` for a
+      forgotten one. From 0 (off) to 1.
     - ``rerank``: a registered reranker's name; it reorders the best ``rerank_depth``.
     """
 
@@ -59,6 +64,7 @@ class Recipe:
     session_top: int = 3
     sessions: float = 0.0
     diversify: float = 0.0
+    retention: float = 0.0
     rerank: str | None = None
     rerank_depth: int = 30
     description: str = field(default="", compare=False)
@@ -70,6 +76,11 @@ class Recipe:
             raise InvalidInputError(f"recipe {self.name!r}: unknown fusion {self.fusion!r}")
         if self.normalizer not in ("minmax", "max", "dbsf"):
             raise InvalidInputError(f"recipe {self.name!r}: unknown normalizer {self.normalizer!r}")
+        if not 0.0 <= self.retention <= 1.0:
+            raise InvalidInputError(
+                f"recipe {self.name!r}: retention weighs scores from 0 (off) to 1, "
+                f"not {self.retention!r}"
+            )
 
     def mechanisms(self) -> list[str]:
         """The mechanisms this recipe has switched on."""
@@ -94,7 +105,7 @@ class Recipe:
 
 CHANNELS = ("bm25", "dense")
 MECHANISMS = (*CHANNELS, "time", "temporal", "multihop", "graph", "neighbours", "session",
-              "sessions", "diversify", "rerank")  # fmt: skip
+              "sessions", "diversify", "retention", "rerank")  # fmt: skip
 
 
 def _value(recipe: Recipe, mechanism: str) -> bool:
@@ -125,6 +136,15 @@ RECIPES: dict[str, Recipe] = {
             description="default plus personalized PageRank over the memory-entity graph "
             "(HippoRAG 2): for chains through entities the question does not name; costs "
             "a walk over the scope's whole graph per search",
+        ),
+        replace(
+            DEFAULT,
+            name="retention",
+            retention=0.5,
+            description="default, each score weighed by the memory's retention (forgetting "
+            "curve, reinforced on recall; pinned never decay) and importance: for long-lived "
+            "agents whose stale, never-recalled memories should give way to pinned, "
+            "important and recently recalled ones",
         ),
         replace(
             DEFAULT,

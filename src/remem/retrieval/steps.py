@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from remem.evolution.retention import retentions
 from remem.times import TimeSpan
 
 Rows = npt.NDArray[np.int64]
@@ -106,6 +107,24 @@ def diversify(scores: Floats, sessions: Rows, penalty: float) -> Floats:
     earlier[order] = _rank_in_group(sessions[order])
     earlier[sessions < 0] = 0
     out: Floats = scores * ((1 - penalty) ** earlier - 1)
+    return out
+
+
+def retention_weights(
+    days: Floats, strength: Floats, importance: Floats, pinned: npt.NDArray[np.bool_],
+    weight: float,
+) -> Floats:  # fmt: skip
+    """Score multipliers ``1 + weight * (R * (0.5 + importance) - 1)`` per memory, with
+    ``R = exp(-days / strength)`` its retention (1 when pinned) and ``importance`` in
+    [0, 1]: exactly 1 for a just-recalled memory of the default importance 0.5, down to
+    ``1 - weight`` for a forgotten one, up to ``1 + weight / 2`` for a fresh memory of
+    importance 1. ``weight`` 0 changes nothing."""
+    if weight <= 0 or days.size == 0:
+        return np.ones(days.size)
+    kept = retentions(days, strength)
+    kept[pinned] = 1.0
+    known = np.nan_to_num(importance, nan=0.5)
+    out: Floats = 1.0 + weight * (kept * (0.5 + np.clip(known, 0.0, 1.0)) - 1.0)
     return out
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,6 +14,10 @@ import numpy as np
 import numpy.typing as npt
 
 from remem.models import ApiKey, MemoryEvent, MemoryRecord, Message, Scope, Stats
+
+# (strength in days, the previous recall or the storing, this recall) -> new strength:
+# the reinforcement rule ``Store.record_access`` applies (``remem.evolution.retention``)
+Reinforce = Callable[[float, datetime, datetime], float]
 
 
 @dataclass(frozen=True)
@@ -136,16 +140,33 @@ class IndexRow:
     text: str
     index_text: str
     vector: npt.NDArray[np.float32] | None
+    importance: float = 0.5
+    pinned: bool = False
+    strength: float = 1.0
+    last_accessed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AccessRow:
+    """A memory's recall statistics, changed by ``Store.record_access`` alone (its indexed
+    content did not change): scope indexes update them in place."""
+
+    id: str
+    strength: float
+    access_count: int
+    last_accessed_at: datetime | None
 
 
 @dataclass(frozen=True)
 class Changes:
     """What changed in a scope after a revision: ids deleted, then rows written (their
-    latest state), up to ``revision``."""
+    latest state), up to ``revision``; ``accessed``: rows whose recall statistics alone
+    changed (rows in ``rows`` carry theirs already)."""
 
     revision: int
     rows: tuple[IndexRow, ...] = ()
     deleted: tuple[str, ...] = ()
+    accessed: tuple[AccessRow, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -200,6 +221,29 @@ class Store(ABC):
         self, namespace: str, memory_id: str, patch: MemoryPatch, actor: str, reason: str
     ) -> MemoryRecord:
         """Apply a patch, logging an UPDATE event with before/after."""
+
+    @abstractmethod
+    def record_access(
+        self, namespace: str, accesses: Sequence[tuple[str, datetime]], reinforce: Reinforce
+    ) -> int:
+        """Record recalls in one write transaction: for each (memory id, time), in time
+        order, ``strength = reinforce(strength, last_accessed_at or created_at, time)``,
+        ``access_count += 1`` and ``last_accessed_at`` = the latest time. Unknown ids are
+        skipped; returns how many memories changed. No event is logged, and the rows keep
+        their revision (``rev``): ``changes`` reports them in ``Changes.accessed`` (by
+        their own access revision), so scope indexes update them in place instead of
+        re-indexing them."""
+
+    @abstractmethod
+    def archive_memories(
+        self, namespace: str, items: Sequence[tuple[MemoryRecord, str]], actor: str
+    ) -> list[MemoryRecord]:
+        """Archive memories in one write: set ``expired_at`` (reads of current memories,
+        search and list, stop showing them; ``get_memories`` and ``events`` still do)
+        and log an ARCHIVE event with each one's reason. Each item is a memory as the
+        caller read it and why it goes; it is left as it is if it is pinned, no longer
+        current, or changed since (``updated_at`` or ``last_accessed_at`` differ): the
+        decision was made on a state that no longer holds. Returns the archived states."""
 
     @abstractmethod
     def delete_memory(self, namespace: str, memory_id: str, actor: str, reason: str) -> None:

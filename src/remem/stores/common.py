@@ -25,7 +25,7 @@ from remem.errors import (
 from remem.export_format import FIELDS
 from remem.index.rules import Linked
 from remem.models import MemoryRecord, Message, Scope
-from remem.stores.base import MemoryFilter, NewMemory
+from remem.stores.base import MemoryFilter, NewMemory, Reinforce
 from remem.util import to_db_time
 
 MEMORY_COLUMNS = (
@@ -144,6 +144,46 @@ def fresh_memories(memories: Sequence[NewMemory], skipped: set[str]) -> list[New
         n for n in memories
         if not (n.record.source_ids and set(n.record.source_ids) <= skipped)
     ]  # fmt: skip
+
+
+def by_memory(accesses: Sequence[tuple[str, datetime]]) -> dict[str, list[datetime]]:
+    """Recall times per memory id, each list in time order."""
+    out: dict[str, list[datetime]] = {}
+    for memory_id, at in accesses:
+        out.setdefault(memory_id, []).append(at)
+    for times in out.values():
+        times.sort()
+    return out
+
+
+def recalled(
+    strength: float,
+    count: int,
+    last: datetime | None,
+    created: datetime,
+    times: Sequence[datetime],
+    reinforce: Reinforce,
+) -> tuple[float, int, datetime | None]:
+    """A memory's (strength, access_count, last_accessed_at) after recalls at ``times``
+    (in order): each reinforces the strength from the recall before it (or the storing);
+    the last recall time only moves forward (a late write of an old recall keeps it)."""
+    for at in times:
+        strength = reinforce(strength, last or created, at)
+        count += 1
+        last = at if last is None or at > last else last
+    return strength, count, last
+
+
+def archivable(stored: MemoryRecord, seen: MemoryRecord) -> bool:
+    """Whether ``archive_memories`` may archive ``stored``, decided about as ``seen``: it is
+    current, not pinned, and neither updated nor recalled since."""
+    return (
+        not stored.pinned
+        and stored.superseded_by is None
+        and stored.expired_at is None
+        and stored.updated_at == seen.updated_at
+        and stored.last_accessed_at == seen.last_accessed_at
+    )
 
 
 # -- errors every backend words the same way -----------------------------------------------

@@ -158,7 +158,27 @@ def _create_tables(conn: Connection) -> None:
     conn.execute(_TABLES_V1)
 
 
-MIGRATIONS: tuple[Migration, ...] = ((1, "create_tables", _create_tables),)
+def _access_revisions(conn: Connection) -> None:
+    """Recalls (strength, access count, last recall) are written at their own revision,
+    ``access_rev``, so scope indexes update them in place instead of re-indexing the row;
+    partial indexes find the recalled rows of a scope after a revision (0: never)."""
+    conn.execute(
+        """
+        ALTER TABLE memories ADD COLUMN access_rev bigint NOT NULL DEFAULT 0;
+        CREATE INDEX memories_access_rev ON memories (namespace, access_rev)
+            WHERE access_rev > 0;
+        CREATE INDEX memories_user_access_rev ON memories (namespace, user_id, access_rev)
+            WHERE access_rev > 0;
+        CREATE INDEX memories_agent_access_rev ON memories (namespace, agent_id, access_rev)
+            WHERE access_rev > 0;
+        """
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    (1, "create_tables", _create_tables),
+    (2, "memory_access_revisions", _access_revisions),
+)
 
 
 def apply_migrations(conn: Connection, where: str) -> int:

@@ -13,14 +13,16 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from remem.models import ApiKey, MemoryEvent, MemoryRecord, Message, Scope
-from remem.stores.base import IndexRow, MemoryFilter, ScopeKey
+from remem.stores.base import AccessRow, IndexRow, MemoryFilter, ScopeKey
 from remem.stores.common import check_filter_key
 
 Row = Mapping[str, Any]
 INDEX_COLUMNS = (
     "id, kind, user_id, agent_id, session_id, position, occurred_at, created_at, expires_at, "
-    "superseded_by, expired_at, metadata, attributes, text, index_text, embedding"
+    "superseded_by, expired_at, metadata, attributes, text, index_text, embedding, "
+    "importance, pinned, strength, last_accessed_at"
 )
+ACCESS_COLUMNS = "id, strength, access_count, last_accessed_at"
 KEY_COLUMNS = "id, tenant, name, admin, created_at, revoked_at"
 
 
@@ -100,7 +102,15 @@ def index_row(row: Row) -> IndexRow:
         current=row["superseded_by"] is None and row["expired_at"] is None,
         metadata=row["metadata"], attributes=row["attributes"], text=row["text"],
         index_text=row["index_text"], vector=row["embedding"],
+        importance=row["importance"], pinned=row["pinned"], strength=row["strength"],
+        last_accessed_at=row["last_accessed_at"],
     )  # fmt: skip
+
+
+def access_row(row: Row) -> AccessRow:
+    """A row's recall statistics, selected with ``ACCESS_COLUMNS``."""
+    return AccessRow(row["id"], row["strength"], int(row["access_count"]),
+                     row["last_accessed_at"])  # fmt: skip
 
 
 def api_key(row: Row) -> ApiKey:

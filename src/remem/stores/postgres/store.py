@@ -26,6 +26,7 @@ from remem.stores.base import (
     MemoryFilter,
     MemoryPatch,
     NewMemory,
+    Reinforce,
     ScopeKey,
     SessionInfo,
     Store,
@@ -35,6 +36,8 @@ from remem.stores.common import (
     MEMORY_COLUMNS,
     MESSAGE_COLUMNS,
     SessionKey,
+    archivable,
+    by_memory,
     by_owner,
     check_same_message,
     embedder_conflict,
@@ -45,6 +48,7 @@ from remem.stores.common import (
     memory_not_found,
     number_messages,
     owner,
+    recalled,
     record_snapshot,
     unit,
 )
@@ -258,6 +262,66 @@ class PostgresStore(Store):
             self._log_all(conn, [(after, "UPDATE", before, after)], reason, actor)
         return after
 
+    def record_access(
+        self, namespace: str, accesses: Sequence[tuple[str, datetime]], reinforce: Reinforce
+    ) -> int:
+        """Reinforce recalled memories and count their recalls, in one transaction; the
+        rows keep their ``rev`` and take the new revision as ``access_rev``."""
+        times = by_memory(accesses)
+        if not times:
+            return 0
+        with self._db.write() as (conn, revision):
+            found = _fetch(
+                conn,
+                "SELECT id, strength, access_count, last_accessed_at, created_at FROM memories "
+                "WHERE namespace = %s AND id = ANY(%s) ORDER BY pk FOR UPDATE",
+                (namespace, list(times)),
+            )
+            updates = []
+            for row in found:
+                strength, count, last = recalled(
+                    row["strength"], int(row["access_count"]), row["last_accessed_at"],
+                    row["created_at"], times[row["id"]], reinforce,
+                )  # fmt: skip
+                updates.append((strength, count, last, revision, namespace, row["id"]))
+            with conn.cursor() as cursor:
+                cursor.executemany(
+                    "UPDATE memories SET strength = %s, access_count = %s, "
+                    "last_accessed_at = %s, access_rev = %s WHERE namespace = %s AND id = %s",
+                    updates,
+                )
+        return len(updates)
+
+    def archive_memories(
+        self, namespace: str, items: Sequence[tuple[MemoryRecord, str]], actor: str
+    ) -> list[MemoryRecord]:
+        """Set ``expired_at`` on memories still as the caller read them, logging ARCHIVE."""
+        if not items:
+            return []
+        with self._db.write() as (conn, revision):
+            found = _fetch(
+                conn,
+                f"SELECT {MEMORY_COLUMNS} FROM memories WHERE namespace = %s AND id = ANY(%s) "
+                "ORDER BY pk FOR UPDATE",
+                (namespace, list(dict.fromkeys(seen.id for seen, _ in items))),
+            )
+            stored = {r["id"]: rows.memory_from_row(r) for r in found}
+            done: list[MemoryRecord] = []
+            now = utcnow()
+            for seen, reason in items:
+                before = stored.get(seen.id)
+                if before is None or not archivable(before, seen):
+                    continue
+                after = stored[seen.id] = replace(before, expired_at=now, updated_at=now)
+                conn.execute(
+                    "UPDATE memories SET expired_at = %s, updated_at = %s, rev = %s "
+                    "WHERE namespace = %s AND id = %s",
+                    (now, now, revision, namespace, seen.id),
+                )
+                self._log_all(conn, [(after, "ARCHIVE", before, after)], reason, actor)
+                done.append(after)
+        return done
+
     @staticmethod
     def _log_all(conn: Connection, entries: Sequence[Logged], reason: str, actor: str) -> None:
         """Audit-log entries (memory, action, before, after) in one statement."""
@@ -393,8 +457,14 @@ class PostgresStore(Store):
                 "ORDER BY rev, pk",
                 [*params, since],
             )
+            accessed = self._db.query(  # ``access_rev > 0`` lets the partial indexes serve
+                f"SELECT {rows.ACCESS_COLUMNS} FROM memories WHERE {where} AND access_rev > 0 "
+                "AND access_rev > %s AND rev <= %s ORDER BY access_rev, pk",
+                [*params, since, since],
+            )
         return Changes(revision, tuple(map(rows.index_row, found)),
-                       tuple(r["id"] for r in deleted))  # fmt: skip
+                       tuple(r["id"] for r in deleted),
+                       tuple(map(rows.access_row, accessed)))  # fmt: skip
 
     def session_info(self, scope: Scope) -> SessionInfo:
         """How many messages the exact session has, and its current summary."""

@@ -317,6 +317,24 @@ def _api_keys(conn: sqlite3.Connection) -> None:
     )
 
 
+def _access_revisions(conn: sqlite3.Connection) -> None:
+    """Recalls (strength, access count, last recall) are written at their own revision,
+    ``access_rev``, so scope indexes update them in place instead of re-indexing the row;
+    partial indexes find the recalled rows of a scope after a revision (0: never)."""
+    _run_script(
+        conn,
+        """
+        ALTER TABLE memories ADD COLUMN access_rev INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX memories_access_rev ON memories (namespace, access_rev)
+            WHERE access_rev > 0;
+        CREATE INDEX memories_user_access_rev ON memories (namespace, user_id, access_rev)
+            WHERE access_rev > 0;
+        CREATE INDEX memories_agent_access_rev ON memories (namespace, agent_id, access_rev)
+            WHERE access_rev > 0;
+        """,
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "create_core_tables", _create_core),
     (2, "create_fts5_index", _create_fts),
@@ -324,6 +342,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     (4, "link_existing_memories", _link_existing),
     (5, "live_store_revisions_tombstones_and_ids_per_namespace", _live_store),
     (6, "api_keys", _api_keys),
+    (7, "memory_access_revisions", _access_revisions),
 )
 
 

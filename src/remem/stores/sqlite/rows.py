@@ -6,10 +6,19 @@ import json
 import sqlite3
 from typing import Any
 
+import numpy as np
+
 from remem.models import MemoryEvent, MemoryRecord, Message, Scope
-from remem.stores.base import MemoryFilter
+from remem.stores.base import AccessRow, IndexRow, MemoryFilter
 from remem.stores.common import check_filter_key
-from remem.util import dumps, from_db_time, to_db_time
+from remem.util import dumps, from_db_time, to_db_time, utcnow
+
+INDEX_COLUMNS = (
+    "id, kind, user_id, agent_id, session_id, position, occurred_at, created_at, expires_at, "
+    "superseded_by, expired_at, metadata, attributes, text, index_text, embedding, "
+    "importance, pinned, strength, last_accessed_at"
+)
+ACCESS_COLUMNS = "id, strength, access_count, last_accessed_at"
 
 
 def _opt(value: str) -> str | None:
@@ -156,3 +165,27 @@ def scope_sql(scope: Scope) -> tuple[str, list[Any]]:
             clauses.append(f"{column} = ?")
             params.append(value)
     return " AND ".join(clauses), params
+
+
+def index_row(r: sqlite3.Row) -> IndexRow:
+    """What a scope index keeps of a row selected with ``INDEX_COLUMNS``."""
+    blob = r["embedding"]
+    return IndexRow(
+        id=r["id"], kind=r["kind"], user_id=r["user_id"], agent_id=r["agent_id"],
+        session_id=r["session_id"], position=int(r["position"]),
+        occurred_at=from_db_time(r["occurred_at"]),
+        created_at=from_db_time(r["created_at"]) or utcnow(),
+        expires_at=from_db_time(r["expires_at"]),
+        current=r["superseded_by"] is None and r["expired_at"] is None,
+        metadata=json.loads(r["metadata"]), attributes=json.loads(r["attributes"]),
+        text=r["text"], index_text=r["index_text"],
+        vector=None if blob is None else np.frombuffer(blob, dtype=np.float32),
+        importance=r["importance"], pinned=bool(r["pinned"]), strength=r["strength"],
+        last_accessed_at=from_db_time(r["last_accessed_at"]),
+    )  # fmt: skip
+
+
+def access_row(r: sqlite3.Row) -> AccessRow:
+    """A row's recall statistics, selected with ``ACCESS_COLUMNS``."""
+    return AccessRow(r["id"], r["strength"], r["access_count"],
+                     from_db_time(r["last_accessed_at"]))  # fmt: skip

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -11,16 +10,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from remem.errors import CorruptStoreError, StoreError
 from remem.models import ApiKey, MemoryEvent, MemoryRecord, Message, Scope, Stats
 from remem.stores.base import (
     KEEP,
     Changes,
-    IndexRow,
     MemoryFilter,
     MemoryPatch,
+    Reinforce,
     ScopeKey,
     SessionInfo,
     Store,
@@ -29,6 +26,8 @@ from remem.stores.base import (
 from remem.stores.common import (
     MEMORY_COLUMNS,
     MESSAGE_COLUMNS,
+    archivable,
+    by_memory,
     by_owner,
     check_same_message,
     embedder_conflict,
@@ -39,6 +38,7 @@ from remem.stores.common import (
     memory_not_found,
     number_messages,
     owner,
+    recalled,
     record_snapshot,
     unit,
 )
@@ -50,10 +50,6 @@ from remem.stores.sqlite.portable import dump_rows, load_rows
 from remem.util import dumps, from_db_time, to_db_time, utcnow
 
 APP_ID = "remem"
-_INDEX_COLUMNS = (
-    "id, kind, user_id, agent_id, session_id, position, occurred_at, created_at, expires_at, "
-    "superseded_by, expired_at, metadata, attributes, text, index_text, embedding"
-)
 
 
 class SQLiteStore(Store):
@@ -239,6 +235,69 @@ class SQLiteStore(Store):
             self._log(conn, after, "UPDATE", before, after, reason, actor)
         return after
 
+    def record_access(
+        self, namespace: str, accesses: Sequence[tuple[str, datetime]], reinforce: Reinforce
+    ) -> int:
+        """Reinforce recalled memories and count their recalls, in one transaction; the
+        rows keep their ``rev`` and take the new revision as ``access_rev``."""
+        times = by_memory(accesses)
+        if not times:
+            return 0
+        columns = "id, strength, access_count, last_accessed_at, created_at"
+        with self._db.write() as (conn, revision):
+            updates = []
+            for row in self._rows_by_id(conn, namespace, list(times), columns):
+                strength, count, last = recalled(
+                    row["strength"], row["access_count"], from_db_time(row["last_accessed_at"]),
+                    from_db_time(row["created_at"]) or utcnow(), times[row["id"]], reinforce,
+                )  # fmt: skip
+                updates.append((strength, count, to_db_time(last), revision, namespace, row["id"]))
+            conn.executemany(
+                "UPDATE memories SET strength = ?, access_count = ?, last_accessed_at = ?, "
+                "access_rev = ? WHERE namespace = ? AND id = ?",
+                updates,
+            )
+        return len(updates)
+
+    @staticmethod
+    def _rows_by_id(
+        conn: sqlite3.Connection, namespace: str, ids: list[str], columns: str
+    ) -> list[sqlite3.Row]:
+        """Some columns of the memories with these ids (in chunks of 500 parameters)."""
+        out: list[sqlite3.Row] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT {columns} FROM memories WHERE namespace = ? AND id IN ({marks})"
+            out.extend(conn.execute(sql, [namespace, *chunk]).fetchall())
+        return out
+
+    def archive_memories(
+        self, namespace: str, items: Sequence[tuple[MemoryRecord, str]], actor: str
+    ) -> list[MemoryRecord]:
+        """Set ``expired_at`` on memories still as the caller read them, logging ARCHIVE."""
+        if not items:
+            return []
+        with self._db.write() as (conn, revision):
+            ids = list(dict.fromkeys(seen.id for seen, _ in items))
+            found = self._rows_by_id(conn, namespace, ids, MEMORY_COLUMNS)
+            stored = {r["id"]: rows.memory_from_row(r) for r in found}
+            done: list[MemoryRecord] = []
+            now = utcnow()
+            for seen, reason in items:
+                before = stored.get(seen.id)
+                if before is None or not archivable(before, seen):
+                    continue
+                after = stored[seen.id] = replace(before, expired_at=now, updated_at=now)
+                conn.execute(
+                    "UPDATE memories SET expired_at = ?, updated_at = ?, rev = ? "
+                    "WHERE namespace = ? AND id = ?",
+                    (to_db_time(now), to_db_time(now), revision, namespace, seen.id),
+                )
+                self._log(conn, after, "ARCHIVE", before, after, reason, actor)
+                done.append(after)
+        return done
+
     def _log(
         self,
         conn: sqlite3.Connection,
@@ -383,10 +442,17 @@ class SQLiteStore(Store):
                 f"SELECT id FROM memory_tombstones WHERE {where} AND rev > ? ORDER BY rev, pk",
                 [*params, since])]  # fmt: skip
             found = self._db.query(
-                f"SELECT {_INDEX_COLUMNS} FROM memories WHERE {where} AND rev > ? ORDER BY rev, pk",
+                f"SELECT {rows.INDEX_COLUMNS} FROM memories WHERE {where} AND rev > ? "
+                "ORDER BY rev, pk",
                 [*params, since],
             )
-            return Changes(revision, tuple(_index_row(r) for r in found), tuple(deleted))
+            accessed = self._db.query(  # ``access_rev > 0`` lets the partial indexes serve
+                f"SELECT {rows.ACCESS_COLUMNS} FROM memories WHERE {where} AND access_rev > 0 "
+                "AND access_rev > ? AND rev <= ? ORDER BY access_rev, pk",
+                [*params, since, since],
+            )
+            return Changes(revision, tuple(rows.index_row(r) for r in found), tuple(deleted),
+                           tuple(rows.access_row(r) for r in accessed))  # fmt: skip
 
     def session_info(self, scope: Scope) -> SessionInfo:
         """How many messages the exact session has, and its current summary."""
@@ -533,19 +599,4 @@ def _api_key(r: sqlite3.Row) -> ApiKey:
         id=r["id"], tenant=r["tenant"], name=r["name"], admin=bool(r["admin"]),
         created_at=from_db_time(r["created_at"]) or utcnow(),
         revoked_at=from_db_time(r["revoked_at"]),
-    )  # fmt: skip
-
-
-def _index_row(r: sqlite3.Row) -> IndexRow:
-    blob = r["embedding"]
-    return IndexRow(
-        id=r["id"], kind=r["kind"], user_id=r["user_id"], agent_id=r["agent_id"],
-        session_id=r["session_id"], position=int(r["position"]),
-        occurred_at=from_db_time(r["occurred_at"]),
-        created_at=from_db_time(r["created_at"]) or utcnow(),
-        expires_at=from_db_time(r["expires_at"]),
-        current=r["superseded_by"] is None and r["expired_at"] is None,
-        metadata=json.loads(r["metadata"]), attributes=json.loads(r["attributes"]),
-        text=r["text"], index_text=r["index_text"],
-        vector=None if blob is None else np.frombuffer(blob, dtype=np.float32),
     )  # fmt: skip
