@@ -41,8 +41,9 @@ def start(folder: str | Path, keep: bool = True) -> str:
     """
     path = Path(folder).expanduser().resolve()
     path.mkdir(parents=True, exist_ok=True)
+    pgserver = _pgserver()  # a missing extra is a ConfigError, not a failed start
     try:
-        server = _pgserver().get_server(path, cleanup_mode=None if keep else "stop")
+        server = pgserver.get_server(path, cleanup_mode=None if keep else "stop")
         url: str = server.get_uri()
     except Exception as exc:
         raise StoreError(f"could not start PostgreSQL in {path}: {exc}") from exc
