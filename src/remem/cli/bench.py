@@ -34,6 +34,7 @@ from remem.cli.common import (
     check_writable,
     pass_state,
     to_json,
+    write_report,
 )
 from remem.errors import DataFormatError
 from remem.registry import create_embedder
@@ -191,12 +192,7 @@ def _run_bench(
                        "(default minus default-no-<step>):")  # fmt: skip
             click.echo(format_table(costs, list(next(iter(costs.values()))), "step"))
     payload: Any = reports[0] if len(reports) == 1 else reports
-    if out is not None:
-        try:
-            out.write_text(to_json(payload) + "\n", encoding="utf-8")
-        except OSError as exc:
-            raise click.FileError(str(out), exc.strerror) from None
-        click.echo(f"wrote {out}", err=True)
+    write_report(out, payload)
     if state.as_json:
         click.echo(to_json(payload))
 
@@ -353,16 +349,6 @@ def _sizes(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int,
     return sizes
 
 
-def _write_out(out: Path | None, payload: Any) -> None:
-    if out is None:
-        return
-    try:
-        out.write_text(to_json(payload) + "\n", encoding="utf-8")
-    except OSError as exc:
-        raise click.FileError(str(out), exc.strerror) from None
-    click.echo(f"wrote {out}", err=True)
-
-
 @bench.command("live")
 @click.option(
     "--sizes",
@@ -413,7 +399,7 @@ def live(
                           on_size=None if state.as_json else _echo_size)  # fmt: skip
     finally:
         embedder.close()
-    _write_out(out, report)
+    write_report(out, report)
     if state.as_json:
         click.echo(to_json(report))
         return
@@ -499,7 +485,7 @@ def latency(
                              on_scope=None if state.as_json else show)  # fmt: skip
     finally:
         embedder.close()
-    _write_out(out, report)
+    write_report(out, report)
     if state.as_json:
         click.echo(to_json(report))
 
@@ -584,7 +570,7 @@ def concurrency(
         writers, searchers, seconds, adds_per_writer, users, sessions,
         load_settings(state.db).embedder, progress=not no_progress, database=database,
     )  # fmt: skip
-    _write_out(out, report)
+    write_report(out, report)
     if state.as_json:
         click.echo(to_json(report))
         return

@@ -10,7 +10,7 @@ import click
 
 from remem.bench.scale import BACKENDS, run_scale
 from remem.bench.scale.report import tables
-from remem.cli.common import State, check_writable, pass_state, to_json
+from remem.cli.common import State, check_writable, pass_state, to_json, write_report
 
 
 def _numbers(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
@@ -96,7 +96,5 @@ def scale(
     report = run_scale(sizes, users, backends, database, queries, pool, efs,
                        progress=not no_progress, cache=out.parent if out else None,
                        on_run=None if as_json or state.as_json else _echo_run)  # fmt: skip
-    if out is not None:
-        out.write_text(to_json(report) + "\n", encoding="utf-8")
-        click.echo(f"wrote {out}", err=True)
+    write_report(out, report)
     click.echo(to_json(report) if as_json or state.as_json else tables(report))

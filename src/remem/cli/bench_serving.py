@@ -9,7 +9,7 @@ from typing import Any, Protocol
 import click
 
 from remem.bench.serving import run_crash, run_hostile, run_load, run_writers
-from remem.cli.common import F, State, check_writable, pass_state, to_json
+from remem.cli.common import F, State, check_writable, pass_state, to_json, write_report
 
 
 class Report(Protocol):
@@ -34,12 +34,7 @@ def _report_options(func: F) -> F:
 def _finish(state: State, report: Report, as_json: bool, out: Path | None, zero: str) -> None:
     """Print the report (table or JSON), write ``--out``, exit 1 unless ``report.ok``."""
     payload: dict[str, Any] = {"ok": report.ok, "report": report}
-    if out is not None:
-        try:
-            out.write_text(to_json(payload) + "\n", encoding="utf-8")
-        except OSError as exc:
-            raise click.FileError(str(out), exc.strerror) from None
-        click.echo(f"wrote {out}", err=True)
+    write_report(out, payload)
     click.echo(to_json(payload) if as_json or state.as_json else report.table())
     if not report.ok:
         click.echo(f"error: {zero}; see the figures above", err=True)

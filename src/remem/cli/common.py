@@ -134,6 +134,17 @@ def db_option(func: F) -> F:
 # --------------------------------------------------------------------------- helpers
 
 
+def write_report(out: Path | None, payload: Any) -> None:
+    """Write a bench report to ``--out`` as JSON (nothing when ``out`` is ``None``)."""
+    if out is None:
+        return
+    try:
+        out.write_text(to_json(payload) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise click.FileError(str(out), exc.strerror) from None
+    click.echo(f"wrote {out}", err=True)
+
+
 def compact(value: Any) -> str:
     """``value`` as one-line JSON."""
     return to_json(value, indent=None)
