@@ -25,6 +25,12 @@ from remem.errors import InvalidInputError, NotFoundError
 from remem.evolution import forgetting
 from remem.evolution.recall import RecallLog
 from remem.evolution.retention import reinforced
+from remem.formation.derived import (
+    DERIVED_KINDS,
+    Candidate,
+    candidate_record,
+    derived_index_text,
+)
 from remem.formation.enrich import Enriched, enrich, index_suffix
 from remem.formation.salience import entity_table
 from remem.formation.summaries import needs_refresh, summarize, summary_embed_text
@@ -42,7 +48,14 @@ from remem.models import (
     SearchResults,
     Stats,
 )
-from remem.registry import create_embedder, create_reranker, create_store, store_config
+from remem.llms.base import LLM
+from remem.registry import (
+    create_embedder,
+    create_llm,
+    create_reranker,
+    create_store,
+    store_config,
+)
 from remem.rerankers.base import Reranker
 from remem.retrieval.recipes import Recipe, get_recipe
 from remem.retrieval.run import Rerank, Vector
@@ -86,6 +99,7 @@ class Memory:
         embedder: Embedder | str | None = None,
         namespace: str | None = None,
         recipe: str | Recipe | None = None,
+        llm: LLM | None = None,
     ) -> None:
         config = (
             path if isinstance(path, MemoryConfig) else MemoryConfig(store_config(_location(path)))
@@ -110,6 +124,8 @@ class Memory:
         self._seen: dict[tuple[str, str], dict[str, str]] = {}
         self._seen_lock = threading.Lock()
         self._view = False  # made by ``tenant``: closing it releases nothing shared
+        self._llm, self._owns_llm = llm, llm is None
+        self._llm_lock = threading.Lock()
         # a remote embedder's query embeddings run here while the search reads the store
         self._embedding = ThreadPoolExecutor(EMBED_WORKERS, thread_name_prefix="remem-embed")
         try:
@@ -118,6 +134,16 @@ class Memory:
             self.store.close()
             self._embedding.shutdown()
             raise
+
+    @property
+    def llm(self) -> LLM | None:
+        """The LLM that extraction, consolidation and ``ask`` use: the one passed in, else
+        the one ``config.llm`` names (built at first use), else ``None`` (no LLM: nothing
+        leaves the machine)."""
+        with self._llm_lock:
+            if self._llm is None and self.config.llm is not None:
+                self._llm = create_llm(self.config.llm)
+            return self._llm
 
     # -- writing -----------------------------------------------------------------------
 
@@ -173,6 +199,88 @@ class Memory:
             duplicate_ids=tuple(m.id for m in logged if m.id in skipped),
             derived=(summary[0],) if summary is not None else (),
         )  # fmt: skip
+
+    def remember(
+        self,
+        text: str,
+        *,
+        kind: str = "fact",
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        source_ids: Sequence[str] = (),
+        timestamp: Any = None,
+        metadata: Mapping[str, Any] | None = None,
+        importance: float = 0.5,
+    ) -> MemoryRecord:
+        """Store one derived memory as given (a fact an agent states, an imported
+        observation): enriched and embedded like a turn, citing ``source_ids``, messages
+        of the same user/agent (an id the store does not hold there is an error)."""
+        if kind not in DERIVED_KINDS:
+            raise InvalidInputError(f"kind must be one of {', '.join(DERIVED_KINDS)}, not {kind!r}")
+        if isinstance(source_ids, str) or not isinstance(source_ids, Sequence):
+            raise InvalidInputError("source_ids must be a list of message ids")
+        candidate = Candidate(
+            kind=kind, text=check_text(text, "text", self.config.max_message_chars),
+            source_ids=tuple(check_id(i, "source_ids") for i in source_ids),
+            occurred_at=parse_timestamp(timestamp), metadata=check_metadata(metadata),
+            importance=check_number(importance, "importance"),
+        )  # fmt: skip
+        return self.remember_many([candidate], user_id=user_id, agent_id=agent_id,
+                                  session_id=session_id)[0]  # fmt: skip
+
+    def remember_many(
+        self,
+        candidates: Sequence[Candidate],
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+    ) -> builtins.list[MemoryRecord]:
+        """Write derived memories as given, in one transaction (no consolidation: what
+        the caller asserts is stored; ``remember`` checks one candidate's fields)."""
+        scope = check_scope(self.namespace, user_id, agent_id, session_id)
+        self._check_sources(scope, [i for c in candidates for i in c.source_ids])
+        new = self._derived(scope, candidates, utcnow())
+        self.store.write(WriteBatch(memories=tuple(new), actor="user", reason="remember"))
+        records = [n.record for n in new]
+        self._learn_entities(scope, records)
+        return records
+
+    def _check_sources(self, scope: Scope, ids: Sequence[str]) -> None:
+        wanted = set(ids)
+        if not wanted:
+            return
+        found = {m.id for m in self.store.get_messages(self.namespace, scope, sorted(wanted))}
+        missing = sorted(wanted - found)
+        if missing:
+            raise NotFoundError(
+                f"source messages {', '.join(missing[:5])} are not in this user/agent's log; "
+                "cite ids that add() returned for the same user_id and agent_id"
+            )
+
+    def _derived(
+        self, scope: Scope, candidates: Sequence[Candidate], now: datetime
+    ) -> builtins.list[NewMemory]:
+        """Candidates as memories ready to write: enriched (entities, times) like turns
+        and embedded, in one embedder call."""
+        if not candidates:
+            return []
+        probes = [
+            Message(id=new_id(), scope=scope, role="assistant", content=c.text, speaker=None,
+                    occurred_at=c.occurred_at, recorded_at=now)
+            for c in candidates
+        ]  # fmt: skip
+        enriched = self._enrich(scope, probes)
+        records = [
+            candidate_record(c, scope, now, e.attributes)
+            for c, e in zip(candidates, enriched, strict=True)
+        ]
+        vectors = self.embedder.embed([r.text for r in records])
+        return [
+            NewMemory(r, derived_index_text(r, index_suffix(e.times)), v)
+            for r, e, v in zip(records, enriched, vectors, strict=True)
+        ]
 
     def _enrich(self, scope: Scope, messages: builtins.list[Message]) -> builtins.list[Enriched]:
         """Entities, times and key phrases of new messages, against the scope's statistics
@@ -557,6 +665,8 @@ class Memory:
                 reranker.close()
             if self._owns_embedder:
                 self.embedder.close()
+            if self._owns_llm and self._llm is not None:
+                self._llm.close()
 
     def __enter__(self) -> Memory:
         return self
@@ -663,10 +773,13 @@ class AsyncMemory:
         embedder: Embedder | str | None = None,
         namespace: str | None = None,
         recipe: str | Recipe | None = None,
+        llm: LLM | None = None,
     ) -> None:
-        self.sync = Memory(path, embedder=embedder, namespace=namespace, recipe=recipe)
+        self.sync = Memory(path, embedder=embedder, namespace=namespace, recipe=recipe, llm=llm)
 
     add = _in_thread(Memory.add)
+    remember = _in_thread(Memory.remember)
+    remember_many = _in_thread(Memory.remember_many)
     search = _in_thread(Memory.search)
     context = _in_thread(Memory.context)
     get = _in_thread(Memory.get)

@@ -68,12 +68,52 @@ class NewMemory:
 
 
 @dataclass(frozen=True)
+class Retire:
+    """An existing current memory a write ends (consolidation's UPDATE, MERGE or
+    INVALIDATE): its ``valid_to`` becomes ``at`` and ``superseded_by`` the batch's memory
+    that replaces it (``None``: invalidated, nothing replaces it), logged as ``action``
+    with ``reason``. It stays stored, readable with ``as_of`` and in history mode. A
+    memory that is no longer current when the batch commits fails the whole batch with
+    ``ConflictError`` (another writer got there first; the caller retries)."""
+
+    memory_id: str
+    superseded_by: str | None
+    at: datetime
+    action: str = "SUPERSEDE"
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A background job to enqueue with the batch, atomically with the messages it
+    names (``kind`` names its handler; ``payload`` is plain JSON)."""
+
+    id: str
+    kind: str
+    scope: Scope
+    message_ids: tuple[str, ...]
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobClaim:
+    """A worker's hold on a job. A batch carrying it commits only while the claim still
+    holds (the job was not reclaimed after its lease ran out) and marks the job done in
+    the same transaction, so a job's results are written exactly once."""
+
+    job_id: str
+    token: str
+
+
+@dataclass(frozen=True)
 class WriteBatch:
     """Everything one ``add`` writes, applied in one transaction or not at all.
 
     ``singleton_kinds``: a written memory of one of these kinds (a session summary)
     supersedes every other current memory of its kind in exactly its scope, inside the
     same transaction, so concurrent writers never leave two current ones.
+    ``retire``: existing memories this batch ends (see ``Retire``); ``jobs``: jobs to
+    enqueue; ``complete``: the job whose results these are (see ``JobClaim``).
     """
 
     messages: tuple[Message, ...] = ()
@@ -81,6 +121,9 @@ class WriteBatch:
     singleton_kinds: tuple[str, ...] = ()
     actor: str = "remem"
     reason: str = "add"
+    retire: tuple[Retire, ...] = ()
+    jobs: tuple[NewJob, ...] = ()
+    complete: JobClaim | None = None
 
 
 class _Keep(Enum):
