@@ -1,6 +1,7 @@
 """remem: long-term memory for LLM agents, offline by default."""
 
 from remem.config import (
+    DeriveConfig,
     EmbedderConfig,
     EnrichConfig,
     LLMConfig,
@@ -49,6 +50,7 @@ __all__ = [
     "ContextItem",
     "CorruptStoreError",
     "DataFormatError",
+    "DeriveConfig",
     "EmbedderConfig",
     "EmbedderError",
     "EnrichConfig",

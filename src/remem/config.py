@@ -79,6 +79,28 @@ class EnrichConfig:
 
 
 @dataclass(frozen=True)
+class DeriveConfig:
+    """Deriving memories (facts, events, profile entries, procedures) from messages with
+    the LLM, and consolidating them with what is stored. Runs only when an LLM is
+    configured and ``enabled``.
+
+    ``batch_turns``: messages per extraction call (one LLM call per batch);
+    ``neighbours``: existing memories each candidate is compared with;
+    ``lease_seconds``: how long a worker holds a job before another may take it over;
+    ``max_attempts``: runs of a job before it is marked failed (with its reason);
+    ``background``: jobs of ``add(wait=False)`` also run in a thread of the ``Memory``
+    that enqueued them (off: only ``remem worker`` runs them).
+    """
+
+    enabled: bool = True
+    batch_turns: int = 20
+    neighbours: int = 5
+    lease_seconds: float = 300.0
+    max_attempts: int = 3
+    background: bool = True
+
+
+@dataclass(frozen=True)
 class MemoryConfig:
     """Everything ``Memory`` needs; build it yourself or let ``remem.settings`` read it.
 
@@ -99,4 +121,5 @@ class MemoryConfig:
     enrich: EnrichConfig = field(default_factory=EnrichConfig)
     reranker: RerankerConfig = field(default_factory=RerankerConfig)
     llm: LLMConfig | None = None  # no LLM unless configured: nothing leaves the machine
+    derive: DeriveConfig = field(default_factory=DeriveConfig)
     record_access: bool = True
