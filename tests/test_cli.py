@@ -399,6 +399,7 @@ def test_all_commands_are_there() -> None:
     assert set(main.commands) == {
         "add", "search", "context", "list", "get", "delete", "history", "export", "import",
         "stats", "bench", "entities", "serve", "keys", "import-mem0", "mcp", "postgres", "forget",
+        "ask", "worker", "jobs", "compact",
     }  # fmt: skip
     assert set(bench.commands) == {
         "locomo", "longmemeval", "vectors", "live", "concurrency", "latency",

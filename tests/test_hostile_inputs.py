@@ -485,8 +485,8 @@ def test_import_normalises_times_and_the_store_stays_usable(
         assert target.list(user_id="bob")
         assert target.search("where did Ana move?", user_id="bob").hits
         target.update(first["id"], importance=0.2)
+        target.export(folder / "aware-again.jsonl")  # before the delete erases its content
         target.delete(first["id"])
-        target.export(folder / "aware-again.jsonl")
     again = (folder / "aware-again.jsonl").read_text(encoding="utf-8")
     assert "2023-05-08T11:56:00.000000" in again and "+02:00" not in again
 

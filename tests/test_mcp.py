@@ -40,7 +40,7 @@ pytestmark = pytest.mark.anyio
 BOOT = (
     "from remem.cli.main import main; from remem.cli.mcp import mcp; main.add_command(mcp); main()"
 )
-TOOLS = {"remember", "recall", "context", "forget", "pin", "list_memories"}
+TOOLS = {"remember", "recall", "context", "update", "forget", "pin", "list_memories"}
 SCOPE_ARGUMENTS = {"user_id", "agent_id", "session_id", "namespace"}
 UNKNOWN_ID = "0123456789abcdef0123456789abcdef"  # shaped like remem's ids
 HANG_GUARD = 120.0  # seconds before a server that never answers fails the test (not a speed check)
@@ -190,7 +190,7 @@ async def _check_tools(client: Client) -> None:
     required = {name: listed[name].input_schema.get("required", []) for name in TOOLS}
     assert required == {
         "remember": [], "recall": ["query"], "context": ["query"], "forget": ["memory_id"],
-        "pin": ["memory_id"], "list_memories": [],
+        "pin": ["memory_id"], "list_memories": [], "update": ["memory_id"],
     }  # fmt: skip
     assert listed["recall"].annotations is not None
     assert listed["recall"].annotations.read_only_hint is True

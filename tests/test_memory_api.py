@@ -212,17 +212,20 @@ def test_get_list_update_delete_history(memory):
     )
     assert pinned.text == "My favourite fruit is mango"
 
+    history = memory.history(bike.id)
+    assert all(isinstance(e, MemoryEvent) for e in history)
+    assert history[1].reason == "correction"
+    assert history[1].before["text"].endswith("I have a red bicycle")
+    assert history[1].after["text"] == "My favourite fruit is mango"
+
     memory.delete(bike.id)
     with pytest.raises(NotFoundError):
         memory.get(bike.id)
     assert [r.id for r in memory.list()] == [violin.id]
-    history = memory.history(bike.id)
-    assert all(isinstance(e, MemoryEvent) for e in history)
+    history = memory.history(bike.id)  # what happened and when, no longer what it said
     assert [e.action for e in history] == ["ADD", "UPDATE", "UPDATE", "DELETE"]
-    assert history[1].reason == "correction"
-    assert history[1].before["text"].endswith("I have a red bicycle")
-    assert history[1].after["text"] == "My favourite fruit is mango"
-    assert history[-1].after is None
+    assert all(e.before is None and e.after is None for e in history)
+    assert [e.reason for e in history] == ["", "", "", "delete"]
     assert [e.action for e in memory.history(violin.id)] == ["ADD"]
 
     stats = memory.stats()
@@ -358,12 +361,14 @@ EXPECTED_PUBLIC_API = {
     "RerankerConfig",
     "AddResult",
     "AsyncMemory",
+    "CompactReport",
     "ConfigError",
     "ConflictError",
     "Context",
     "ContextItem",
     "CorruptStoreError",
     "DataFormatError",
+    "DeriveConfig",
     "EmbedderConfig",
     "EmbedderError",
     "LLMConfig",

@@ -58,6 +58,8 @@ RELEASED: tuple[tuple[int, str, str], ...] = (
     (5, "live_store_revisions_tombstones_and_ids_per_namespace", "2605577dc0dd"),
     (6, "api_keys", "8bdb74f1f157"),
     (7, "memory_access_revisions", "149fc9f8792a"),
+    (8, "job_queue", "a42df110fd07"),
+    (9, "entity_reference_counts", "3094a6139d01"),
 )
 # Code the released migrations run besides their own functions, and its checksum.
 HELPERS = (

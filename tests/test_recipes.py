@@ -13,7 +13,8 @@ from remem.retrieval.recipes import MECHANISMS, RECIPES, ablations, get_recipe
 def test_default_switches_on_the_mechanisms_it_names() -> None:
     default = RECIPES["default"]
     assert default.mechanisms() == ["bm25", "dense", "time", "temporal", "multihop",
-                                    "neighbours", "session", "sessions", "diversify"]  # fmt: skip
+                                    "neighbours", "session", "sessions", "diversify",
+                                    "derived"]  # fmt: skip
     assert RECIPES["entity-graph"].mechanisms() == [*default.mechanisms()[:5], "graph",
                                                     *default.mechanisms()[5:]]  # fmt: skip
     assert RECIPES["bm25"].mechanisms() == ["bm25"]
@@ -22,8 +23,8 @@ def test_default_switches_on_the_mechanisms_it_names() -> None:
 @pytest.mark.parametrize("mechanism", MECHANISMS)
 def test_every_mechanism_can_be_switched_off(mechanism: str) -> None:
     base = Recipe("all", {"bm25": 0.5, "dense": 0.5}, time=1, temporal=1, multihop=1, graph=1,
-                  neighbours=1, session=1, sessions=1, diversify=1, retention=1,
-                  rerank="x")  # fmt: skip
+                  cites=1, neighbours=1, session=1, sessions=1, diversify=1, derived=1,
+                  retention=1, rerank="x")  # fmt: skip
     off = base.without(mechanism)
     assert off.name == f"all-no-{mechanism}"
     assert mechanism not in off.mechanisms()

@@ -70,6 +70,7 @@ def test_env_vars_documents_every_variable() -> None:
         "REMEM_LLM_API_KEY",
         "REMEM_LLM_OPTIONS",
         "REMEM_RECORD_ACCESS",
+        "REMEM_DERIVE_BATCH_TURNS",
     }
 
 

@@ -9,6 +9,7 @@ one index per store kept across calls, so every test also checks that it takes i
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -20,18 +21,23 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from remem.errors import ConfigError, ConflictError, NotFoundError, RememError
+from remem.errors import ConfigError, ConflictError, InvalidInputError, NotFoundError, RememError
 from remem.index.cache import LiveIndex
 from remem.models import ROLES, MemoryRecord, Message, Scope
 from remem.stores.base import (
+    JobClaim,
     MemoryFilter,
     MemoryPatch,
+    NewJob,
     NewMemory,
+    Note,
+    Retire,
     ScopeKey,
     Store,
     WriteBatch,
     session_key,
 )
+from remem.stores.consolidation import TEXT_HASH
 from remem.util import utcnow
 
 DIM = 16
@@ -726,7 +732,7 @@ def test_update_unknown_memory_raises_not_found_and_logs_nothing(store_factory):
     assert store.events("ns", "nope") == []
 
 
-def test_delete_logs_delete_and_history_survives(store_factory):
+def test_delete_logs_delete_and_history_survives_without_content(store_factory):
     store = store_factory()
     scope = Scope(user_id="u", namespace="ns")
     vector = unit()
@@ -741,9 +747,8 @@ def test_delete_logs_delete_and_history_survives(store_factory):
     assert record.id not in {s.id for s in vsearch(store, vector, MemoryFilter("ns"), 5)}
     events = store.events("ns", record.id)
     assert [e.action for e in events] == ["ADD", "DELETE"]
-    assert events[1].before["text"] == "forget me please"
-    assert events[1].after is None
-    assert (events[1].actor, events[1].reason) == ("tester", "user asked")
+    assert all(e.before is None and e.after is None for e in events)  # no copy of the text
+    assert [(e.actor, e.reason) for e in events] == [("remem", ""), ("tester", "user asked")]
     assert store.get_memories("ns", [keep.id]) == [keep]
     with pytest.raises(NotFoundError):
         store.delete_memory("ns", record.id, "tester", "again")
@@ -1094,3 +1099,412 @@ def test_api_keys_are_kept_hashed_listed_and_revoked(store_factory):
     assert store_factory().api_key_by_hash("hash-1") == revoked  # seen by another connection
     with pytest.raises(NotFoundError):
         store.revoke_api_key("k9", now)
+
+
+# -- the job queue -------------------------------------------------------------------------
+
+
+def enqueue(
+    store: Store, scope: Scope, n: int = 1, *, batch_size: int = 0, kind: str = "derive",
+    payload: dict[str, Any] | None = None,
+) -> tuple[str, list[str]]:  # fmt: skip
+    """Log ``n`` messages with a job naming them; the job's id and the message ids."""
+    messages = tuple(make_message(scope, f"message {i}") for i in range(n))
+    job = NewJob(uid("job"), kind, scope, tuple(m.id for m in messages), payload or {},
+                 batch_size)  # fmt: skip
+    store.write(WriteBatch(messages=messages, jobs=(job,)))
+    return job.id, [m.id for m in messages]
+
+
+def test_a_job_is_enqueued_with_its_messages_or_not_at_all(store_factory):
+    store = store_factory()
+    scope = Scope(user_id="u1", session_id="s1", namespace="ns")
+    job_id, ids = enqueue(store, scope, 2, payload={"why": "test"})
+    job = store.get_job("ns", job_id)
+    assert job is not None and job.status == "pending" and job.attempts == 0
+    assert (job.kind, job.scope, job.message_ids) == ("derive", scope, tuple(ids))
+    assert dict(job.payload) == {"why": "test"} and job.token is None and job.error is None
+    assert store.get_job("other", job_id) is None  # namespaces stay apart
+    reused = replace(make_message(scope, "other content"), id=ids[0])
+    doomed = NewJob(uid("job"), "derive", scope, (reused.id,))
+    with pytest.raises(ConflictError):
+        store.write(WriteBatch(messages=(reused,), jobs=(doomed,)))
+    assert store.get_job("ns", doomed.id) is None
+    again = store.get_messages("ns", scope, ids)  # stored already: no second job for them
+    store.write(WriteBatch(messages=tuple(again), jobs=(NewJob(uid("job"), "derive", scope,
+                                                               tuple(ids)),)))  # fmt: skip
+    assert [j.id for j in store.jobs("ns")] == [job_id]
+
+
+def test_jobs_coalesce_into_a_pending_job_with_room(store_factory):
+    store = store_factory()
+    scope = Scope(user_id="u1", session_id="s1", namespace="ns")
+    first, ids = enqueue(store, scope, 1, batch_size=3)
+    _, more = enqueue(store, scope, 1, batch_size=3)  # joins the first
+    found = store.job_of("ns", "derive", scope, more[0])
+    assert found is not None and found.id == first and found.message_ids == (*ids, *more)
+    second, late = enqueue(store, scope, 2, batch_size=3)  # 2 + 2 > 3: a job of its own
+    assert store.get_job("ns", second) is not None
+    assert store.job_of("ns", "derive", scope, late[1]).id == second  # type: ignore[union-attr]
+    other, _ = enqueue(store, replace(scope, session_id="s2"), 1, batch_size=3)
+    apart, _ = enqueue(store, scope, 1, batch_size=3, payload={"mode": "x"})
+    assert store.get_job("ns", other) is not None and store.get_job("ns", apart) is not None
+    claimed = store.claim_job("ns", "w", 60)  # the first, now running: nothing joins it
+    assert claimed is not None and claimed.id == first
+    _, after = enqueue(store, scope, 1, batch_size=4)
+    assert store.job_of("ns", "derive", scope, after[0]).id == second  # type: ignore[union-attr]
+    assert store.get_job("ns", first).message_ids == (*ids, *more)  # type: ignore[union-attr]
+    assert store.job_of("ns", "derive", scope, "unknown") is None
+
+
+def test_claims_take_the_oldest_runnable_job_of_a_namespace_and_kind(store_factory):
+    store = store_factory()
+    scope = Scope(user_id="u1", namespace="ns")
+    first, _ = enqueue(store, scope)
+    second, _ = enqueue(store, scope, kind="other")
+    elsewhere, _ = enqueue(store, replace(scope, namespace="ns2"))
+    job = store.claim_job("ns", "worker-1", 60)
+    assert job is not None and job.id == first
+    assert (job.status, job.attempts, job.worker) == ("running", 1, "worker-1")
+    assert job.token and job.lease_until is not None and job.lease_until > utcnow()
+    assert store.claim_job("ns", "worker-2", 60, kinds=("derive",)) is None
+    assert store.claim_job("ns", "worker-2", 60).id == second  # type: ignore[union-attr]
+    assert store.claim_job(None, "worker-2", 60).id == elsewhere  # type: ignore[union-attr]
+    assert store.claim_job(None, "worker-2", 60) is None
+
+
+def test_a_completed_job_is_done_with_its_results_written_once(store_factory):
+    store = store_factory()
+    scope = Scope(user_id="u1", namespace="ns")
+    job_id, ids = enqueue(store, scope)
+    job = store.claim_job("ns", "w", 60)
+    assert job is not None and job.token is not None
+    claim = JobClaim(job.id, job.token, {"memories": 1, "llm_calls": 1})
+    fact = make_record(scope, "derived fact", sources=ids)
+    store.write(WriteBatch(memories=(new(fact, unit()),), complete=claim))
+    done = store.get_job("ns", job_id)
+    assert done is not None and done.status == "done" and dict(done.result) == {
+        "memories": 1, "llm_calls": 1}  # fmt: skip
+    twice = make_record(scope, "written twice", sources=ids)
+    with pytest.raises(ConflictError):
+        store.write(WriteBatch(memories=(new(twice, unit()),), complete=claim))
+    assert store.get_memories("ns", [twice.id]) == []
+    assert store.fail_job(claim, "late", 0) is None  # a done job stays done
+    assert store.get_job("ns", job_id).status == "done"  # type: ignore[union-attr]
+
+
+def test_a_lease_that_ran_out_hands_the_job_over_and_the_old_claim_writes_nothing(
+    store_factory,
+):
+    store, other = store_factory(), store_factory()
+    scope = Scope(user_id="u1", namespace="ns")
+    job_id, ids = enqueue(store, scope)
+    stale = store.claim_job("ns", "dead", 0.0)  # a lease of no time: out at once
+    assert stale is not None and stale.token is not None
+    fresh = other.claim_job("ns", "alive", 60)
+    assert fresh is not None and fresh.id == job_id and fresh.token != stale.token
+    assert fresh.attempts == 2 and fresh.worker == "alive"
+    late = make_record(scope, "from the dead worker", sources=ids)
+    with pytest.raises(ConflictError):
+        store.write(WriteBatch(memories=(new(late, unit()),),
+                               complete=JobClaim(job_id, stale.token)))  # fmt: skip
+    assert store.get_memories("ns", [late.id]) == []
+    assert store.fail_job(JobClaim(job_id, stale.token), "too late", 0) is None
+    assert store.get_job("ns", job_id).status == "running"  # type: ignore[union-attr]
+    assert other.claim_job("ns", "third", 60) is None  # the new lease holds
+    assert store.claim_job_by_id("ns", job_id, "third", 60) is None
+    kept = make_record(scope, "from the live worker", sources=ids)
+    other.write(WriteBatch(memories=(new(kept, unit()),),
+                           complete=JobClaim(job_id, fresh.token or "")))  # fmt: skip
+    assert [r.id for r in store.get_memories("ns", [kept.id])] == [kept.id]
+
+
+def test_a_failed_run_backs_off_then_fails_and_a_retry_starts_over(store_factory):
+    store = store_factory()
+    job_id, _ = enqueue(store, Scope(user_id="u1", namespace="ns"))
+    job = store.claim_job("ns", "w", 60)
+    assert job is not None and job.token is not None
+    before = utcnow()
+    waiting = store.fail_job(JobClaim(job_id, job.token), "LLM: timed out", 60)
+    assert waiting is not None and waiting.status == "pending" and waiting.token is None
+    assert waiting.error == "LLM: timed out" and waiting.attempts == 1
+    assert waiting.run_after is not None and waiting.run_after >= before + timedelta(seconds=59)
+    assert store.claim_job("ns", "w", 60) is None  # backing off
+    job = store.claim_job_by_id("ns", job_id, "w", 60)  # asked for by id: runs now
+    assert job is not None and job.attempts == 2 and job.token is not None
+    failed = store.fail_job(JobClaim(job_id, job.token), "x" * 5000, None)
+    assert failed is not None and failed.status == "failed" and failed.attempts == 2
+    assert failed.error is not None and 100 < len(failed.error) <= 2000  # kept, cut short
+    assert store.claim_job(None, "w", 60) is None
+    assert store.claim_job_by_id("ns", job_id, "w", 60) is None
+    again = store.retry_job("ns", job_id)
+    assert (again.status, again.attempts, again.error) == ("pending", 0, failed.error)
+    with pytest.raises(InvalidInputError, match="not failed"):
+        store.retry_job("ns", job_id)
+    with pytest.raises(NotFoundError):
+        store.retry_job("other", job_id)
+    assert store.claim_job("ns", "w", 60).id == job_id  # type: ignore[union-attr]
+
+
+def test_jobs_are_listed_counted_and_deleted_with_their_scope(store_factory):
+    store = store_factory()
+    ana, ben = Scope(user_id="ana", namespace="ns"), Scope(user_id="ben", namespace="ns")
+    a1, _ = enqueue(store, ana)
+    a2, _ = enqueue(store, ana)
+    b1, _ = enqueue(store, ben)
+    enqueue(store, replace(ana, namespace="other"))
+    running = store.claim_job("ns", "w", 60)
+    assert running is not None and running.id == a1 and running.token is not None
+    assert [j.id for j in store.jobs("ns")] == [b1, a2, a1]
+    assert [j.id for j in store.jobs("ns", "pending", limit=1)] == [b1]
+    with pytest.raises(InvalidInputError):
+        store.jobs("ns", "stuck")
+    assert dict(store.stats("ns").jobs) == {"pending": 2, "running": 1}
+    assert dict(store.stats("ns", ana).jobs) == {"pending": 1, "running": 1}
+    store.delete_scope(MemoryFilter("ns", user_id="ana", current_only=False), "t")
+    assert [j.id for j in store.jobs("ns")] == [b1]
+    with pytest.raises(ConflictError):  # the running job's results have nothing to cite
+        store.write(WriteBatch(complete=JobClaim(a1, running.token)))
+    assert dict(store.stats("other").jobs) == {"pending": 1}
+
+
+def test_concurrent_workers_never_claim_the_same_job(store_factory):
+    first = store_factory()
+    scope = Scope(user_id="u1", namespace="ns")
+    made = {enqueue(first, scope)[0] for _ in range(24)}
+    stores = [first, *(store_factory() for _ in range(3))]
+    claimed: list[list[str]] = [[] for _ in stores]
+
+    def work(index: int) -> None:
+        while (job := stores[index].claim_job("ns", f"w{index}", 60)) is not None:
+            claimed[index].append(job.id)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(stores))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    every = [job_id for ids in claimed for job_id in ids]
+    assert sorted(every) == sorted(made)  # each once
+
+
+# -- consolidation: retire, notes, the text-hash check, as_of reads -------------------------
+
+
+def _consolidated(store: Store, scope: Scope, *texts: str) -> list[MemoryRecord]:
+    """Derived memories written with their text hashes, as consolidation writes them."""
+    records = [make_record(scope, t, attributes={TEXT_HASH: f"h-{t}"}) for t in texts]
+    write_memories(store, *(new(r, unit()) for r in records))
+    return records
+
+
+def test_retire_supersedes_keeps_the_memory_and_logs_why(store_factory):
+    store = store_factory()
+    scope = Scope(user_id="ana", namespace="ns")
+    (old,) = _consolidated(store, scope, "Ana lives in Paris")
+    vector = unit()
+    assert [h.id for h in vsearch(store, vector, MemoryFilter("ns"), 5)] == [old.id]
+    newer = make_record(scope, "Ana lives in Berlin", attributes={TEXT_HASH: "h-berlin"})
+    at = T0 + timedelta(days=30)
+    store.write(WriteBatch(
+        memories=(new(newer, vector),), actor="consolidator",
+        retire=(Retire(old.id, newer.id, at, "SUPERSEDE", "she moved", "ns"),),
+    ))  # fmt: skip
+    (kept,) = store.get_memories("ns", [old.id])
+    assert (kept.superseded_by, kept.valid_to, kept.expired_at, kept.text) == (
+        newer.id, at, None, "Ana lives in Paris")  # fmt: skip
+    assert listed(store, MemoryFilter("ns")) == {newer.id}
+    assert listed(store, MemoryFilter("ns", current_only=False)) == {old.id, newer.id}
+    assert [h.id for h in vsearch(store, vector, MemoryFilter("ns"), 5)] == [newer.id]
+    events = store.events("ns", old.id)
+    assert [(e.action, e.reason, e.actor) for e in events] == [
+        ("ADD", "add", "remem"), ("SUPERSEDE", "she moved", "consolidator")]  # fmt: skip
+    assert events[1].before is not None and events[1].before["superseded_by"] is None
+    assert events[1].after is not None and events[1].after["superseded_by"] == newer.id
+
+
+def test_retire_without_successor_invalidates(store_factory):
+    store = store_factory()
+    scope = Scope(user_id="ana", namespace="ns")
+    car, other = _consolidated(store, scope, "Ana has a car", "Ana has a dog")
+    at = T0 + timedelta(days=3)
+    store.write(WriteBatch(retire=(Retire(car.id, None, at, "INVALIDATE", "sold it", "ns"),)))
+    (ended,) = store.get_memories("ns", [car.id])
+    assert ended.valid_to == at and ended.expired_at is not None and ended.superseded_by is None
+    assert listed(store, MemoryFilter("ns")) == {other.id}
+    assert {h.id for h in vsearch(store, unit(), MemoryFilter("ns"), 5)} == {other.id}
+    assert [e.action for e in store.events("ns", car.id)] == ["ADD", "INVALIDATE"]
+
+
+def test_retiring_a_memory_no_longer_current_fails_the_whole_batch(store_factory):
+    store = store_factory()
+    scope = Scope(user_id="ana", namespace="ns")
+    (old,) = _consolidated(store, scope, "Ana lives in Paris")
+    first = make_record(scope, "Ana lives in Berlin")
+    store.write(WriteBatch(memories=(new(first, unit()),),
+                           retire=(Retire(old.id, first.id, T0, namespace="ns"),)))  # fmt: skip
+    before = counts(store, "ns")
+    late = make_record(scope, "Ana lives in Rome")
+    message = make_message(scope, "I live in Rome")
+    for retire in (
+        (Retire(old.id, late.id, T0, namespace="ns"),),  # superseded already
+        (Retire(first.id, late.id, T0, namespace="ns"),) * 2,  # twice in one batch
+        (Retire("no-such-memory", late.id, T0, namespace="ns"),),
+        (Retire(first.id, late.id, T0, namespace="other"),),  # another namespace's
+    ):
+        with pytest.raises(ConflictError):
+            store.write(WriteBatch(messages=(message,), memories=(new(late, unit()),),
+                                   retire=retire))  # fmt: skip
+        assert counts(store, "ns") == before
+        assert store.get_memories("ns", [late.id]) == []
+    with pytest.raises(InvalidInputError):  # a successor nobody stores
+        store.write(WriteBatch(retire=(Retire(first.id, "ghost", T0, namespace="ns"),)))
+    assert counts(store, "ns") == before
+    (still,) = store.get_memories("ns", [first.id])
+    assert still.superseded_by is None and still.valid_to is None
+
+
+def test_notes_are_logged_and_need_a_current_memory(store_factory):
+    store = store_factory()
+    scope = Scope(user_id="ana", namespace="ns")
+    (fact,) = _consolidated(store, scope, "Ana likes tea")
+    fresh = make_record(scope, "Ana likes green tea")
+    notes = (Note(fact.id, "NOOP", "restated", "ns"), Note(fresh.id, "NOOP", "again", "ns"))
+    store.write(WriteBatch(memories=(new(fresh, unit()),), notes=notes))
+    assert [(e.action, e.reason) for e in store.events("ns", fact.id)] == [
+        ("ADD", "add"), ("NOOP", "restated")]  # fmt: skip
+    assert [e.action for e in store.events("ns", fresh.id)] == ["ADD", "NOOP"]
+    (unchanged,) = store.get_memories("ns", [fact.id])
+    assert unchanged == fact
+    store.write(WriteBatch(retire=(Retire(fact.id, None, T0, namespace="ns"),)))
+    before = counts(store, "ns")
+    for note in (Note(fact.id, "NOOP", "late", "ns"), Note("missing", "NOOP", "?", "ns")):
+        with pytest.raises(ConflictError):
+            store.write(WriteBatch(memories=(new(make_record(scope, "x"), unit()),),
+                                   notes=(note,)))  # fmt: skip
+        assert counts(store, "ns") == before
+
+
+def test_a_second_current_copy_of_a_hashed_fact_conflicts(store_factory):
+    store = store_factory()
+    ana, bob = Scope(user_id="ana", namespace="ns"), Scope(user_id="bob", namespace="ns")
+    (fact,) = _consolidated(store, ana, "Ana likes tea")
+    copy = make_record(Scope(user_id="ana", session_id="s2", namespace="ns"), "ana likes tea",
+                       attributes={TEXT_HASH: "h-Ana likes tea"})  # fmt: skip
+    before = counts(store, "ns")
+    with pytest.raises(ConflictError):
+        write_memories(store, new(copy, unit()))
+    assert counts(store, "ns") == before
+    # another user's copy, or one replacing the old copy in the same batch, is fine
+    write_memories(store, new(replace(copy, id=uid("mem"), scope=bob), unit()))
+    store.write(WriteBatch(memories=(new(copy, unit()),),
+                           retire=(Retire(fact.id, copy.id, T0, namespace="ns"),)))  # fmt: skip
+    assert {r.text for r in store.list_memories(MemoryFilter("ns", user_id="ana"))} == {
+        "ana likes tea"}  # fmt: skip
+    third = make_record(ana, "again", attributes={TEXT_HASH: "h-Ana likes tea"})
+    with pytest.raises(ConflictError):  # the replacement is current
+        write_memories(store, new(third, unit()))
+    store.write(WriteBatch(retire=(Retire(copy.id, None, T0, namespace="ns"),)))
+    write_memories(store, new(third, unit()))  # memories no longer current do not count
+
+
+def test_as_of_reads_what_was_current_then(store_factory):
+    store = store_factory()
+    scope = Scope(user_id="ana", namespace="ns")
+    t1, t2, t3 = T0, T0 + timedelta(days=10), T0 + timedelta(days=20)
+    paris = make_record(scope, "Ana lives in Paris", valid_from=t1)
+    berlin = make_record(scope, "Ana lives in Berlin", valid_from=t2)
+    tea = make_record(scope, "Ana likes tea", valid_from=t1)
+    # a summary superseded before valid_to was kept: it ended when it was superseded
+    summary = replace(make_record(scope, "old summary", kind="summary", superseded_by=tea.id),
+                      updated_at=t2)  # fmt: skip
+    archived = make_record(scope, "Ana plays chess", valid_from=t1, expired_at=t3)
+    write_memories(store, *(new(r, unit()) for r in (paris, tea, summary, archived)))
+    write_memories(store, new(berlin, unit()))
+    store.write(WriteBatch(retire=(Retire(paris.id, berlin.id, t2, namespace="ns"),)))
+    expected = {
+        t1 - timedelta(days=1): set(),
+        t1: {paris.id, tea.id, summary.id, archived.id},
+        t2 - timedelta(seconds=1): {paris.id, tea.id, summary.id, archived.id},
+        t2: {berlin.id, tea.id, archived.id},
+        t3: {berlin.id, tea.id},
+    }  # fmt: skip
+    for when, wanted in expected.items():
+        flt = MemoryFilter("ns", as_of=when)
+        assert listed(store, flt) == wanted, when
+        with live(store).open(flt) as index:
+            rows = np.flatnonzero(index.mask(flt, utcnow()))
+            assert {index.ids[r] for r in rows} == wanted, when
+
+
+# -- complete deletion (``remem.stores.deletion``) ------------------------------------------
+
+
+def test_deleting_a_session_takes_what_cites_only_its_messages(store_factory):
+    store = store_factory()
+    s1, s2, user = (Scope(user_id="u", session_id="s1"), Scope(user_id="u", session_id="s2"),
+                    Scope(user_id="u"))  # fmt: skip
+    m1, m2 = make_message(s1, "first"), make_message(s2, "second")
+    turns = [make_record(s1, "first", kind="turn", sources=[m1.id]),
+             make_record(s2, "second", kind="turn", sources=[m2.id])]  # fmt: skip
+    only = make_record(user, "from s1 only", sources=[m1.id])
+    both = make_record(user, "from both", sources=[m1.id, m2.id])
+    free = make_record(user, "cites nothing")
+    other = make_record(Scope(user_id="v"), "another user's", sources=[m1.id])
+    store.write(WriteBatch(messages=(m1, m2), memories=tuple(
+        new(r, unit()) for r in (*turns, only, both, free, other))))  # fmt: skip
+
+    assert store.delete_scope(MemoryFilter(user_id="u", session_id="s1",
+                                           current_only=False), "t") == (2, 1)  # fmt: skip
+    left = {r.id: r for r in store.list_memories(MemoryFilter(current_only=False))}
+    assert set(left) == {turns[1].id, both.id, free.id, other.id}
+    assert left[both.id].source_ids == (m2.id,) and left[both.id].text == "from both"
+    assert left[other.id].source_ids == (m1.id,)  # ids are per user: not the deleted one
+    events = store.events("default", both.id)
+    assert [e.action for e in events] == ["ADD", "UPDATE"]
+    assert all(e.after and e.after["source_ids"] == [m2.id] for e in events)
+    assert [e.action for e in store.events("default", only.id)] == ["ADD", "DELETE"]
+    assert store.get_messages("default", user, [m1.id, m2.id])[0].id == m2.id
+    with live(store).open(MemoryFilter(user_id="u")) as index:
+        assert set(index.row_of) == {turns[1].id, both.id, free.id}
+
+
+def test_an_entity_row_goes_with_the_last_memory_naming_it(store_factory):
+    store = store_factory()
+    ana, elsewhere = Scope(user_id="ana", session_id="s1"), Scope(user_id="bo", session_id="s1")
+    met = enriched(ana, "Ana met Maria", ["Ana", "Maria"])
+    moved = enriched(ana, "Maria moved", ["Maria"],
+                     keyphrases=[{"key": "moved", "score": 4.0}])  # fmt: skip
+    bo = enriched(elsewhere, "Bo met Maria", ["Maria"])
+    write_memories(store, *(new(r, unit()) for r in (met, moved, bo)))
+    assert set(store.entity_kinds(Scope(user_id="ana"))) == {"ana", "maria", "moved"}
+
+    store.delete_memory("default", met.id, "t", "gone")
+    assert set(store.entity_kinds(Scope(user_id="ana"))) == {"maria", "moved"}
+    store.update_memory("default", moved.id, MemoryPatch(text="Maria left", attributes={}),
+                        "t", "rewritten")  # fmt: skip
+    assert store.entity_kinds(Scope(user_id="ana")) == {}  # nothing names them any more
+    words = store.term_counts(Scope(user_id="ana"), ["moved", "left"])
+    assert words == (1, {"moved": 0, "left": 1})
+    assert set(store.entity_kinds(Scope(user_id="bo"))) == {"maria"}  # another scope's
+    assert store.compact().swept == 0  # deleting left nothing behind
+
+
+def test_compact_keeps_every_row_and_the_store_live(store_factory):
+    store = store_factory()
+    scope = Scope(user_id="u", session_id="s")
+    kept, gone = enriched(scope, "apples and pears", ["Pears"]), enriched(scope, "bananas")
+    write_memories(store, new(kept, unit()), new(gone, unit()))
+    assert ksearch(store, ["apples"], MemoryFilter(user_id="u"), 5)[0].id == kept.id
+    store.delete_memory("default", gone.id, "t", "gone")
+    before = counts(store, "default")
+
+    report = store.compact()
+    assert report.complete and report.swept == 0 and report.size_after >= 0
+    assert counts(store, "default") == before
+    assert store.get_memories("default", [kept.id]) == [kept]
+    later = enriched(scope, "cherries")
+    write_memories(store, new(later, unit()))  # the scope index takes in writes after it
+    found = ksearch(store, ["cherries"], MemoryFilter(user_id="u"), 5)
+    assert [h.id for h in found] == [later.id]
+    assert ksearch(store, ["bananas"], MemoryFilter(user_id="u"), 5) == []

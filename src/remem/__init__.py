@@ -26,6 +26,7 @@ from remem.errors import (
 )
 from remem.models import (
     AddResult,
+    CompactReport,
     Entity,
     ForgetReport,
     MemoryEvent,
@@ -44,6 +45,7 @@ __all__ = [
     "RECIPES",
     "AddResult",
     "AsyncMemory",
+    "CompactReport",
     "ConfigError",
     "ConflictError",
     "Context",

@@ -24,6 +24,7 @@ from remem.context import Context
 from remem.models import AddResult, ForgetReport, MemoryRecord, SearchResults
 
 if TYPE_CHECKING:
+    from remem.answer import Answer
     from remem.engine import Memory
 
 # read by pydantic (the REST server) when it validates a body against a request
@@ -51,17 +52,21 @@ class AddRequest:
     session_id: str | None = None
     metadata: dict[str, Any] | None = None
     timestamp: Timestamp = None
+    wait: bool = True  # with an LLM: run the derive job before answering (False: queue it)
 
     def run(self, memory: Memory) -> AddResult:
         return memory.add(
             self.messages, user_id=self.user_id, agent_id=self.agent_id,
             session_id=self.session_id, metadata=self.metadata, timestamp=self.timestamp,
+            wait=self.wait,
         )  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
 class ScopeFilter:
-    """Which memories a read looks at: a scope, kinds, metadata and a time range."""
+    """Which memories a read looks at: a scope, kinds, metadata and a time range; which
+    versions: current ones (``mode="current"``), those current at ``as_of``, or every
+    version (``mode="history"``)."""
 
     __pydantic_config__: ClassVar[dict[str, Any]] = STRICT
     user_id: str | None = None
@@ -71,13 +76,15 @@ class ScopeFilter:
     metadata: dict[str, Any] | None = None
     since: Timestamp = None
     until: Timestamp = None
+    as_of: Timestamp = None
+    mode: str = "current"
 
     def options(self) -> dict[str, Any]:
         """The filter as ``Memory`` keyword arguments."""
         return {
             "user_id": self.user_id, "agent_id": self.agent_id, "session_id": self.session_id,
             "kinds": self.kinds, "metadata": self.metadata, "since": self.since,
-            "until": self.until,
+            "until": self.until, "as_of": self.as_of, "mode": self.mode,
         }  # fmt: skip
 
 
@@ -112,6 +119,27 @@ class ContextRequest(ScopeFilter):
         return memory.context(
             self.query, **self.options(), budget_tokens=self.budget_tokens,
             recipe=self.recipe, candidates=self.candidates,
+            reference_time=self.reference_time,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class AskRequest:
+    """An answer from memory by the LLM, citing its sources (``Memory.ask``)."""
+
+    __pydantic_config__: ClassVar[dict[str, Any]] = STRICT
+    question: str
+    user_id: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
+    budget_tokens: Count = 1000
+    recipe: str | None = None
+    reference_time: Timestamp = None
+
+    def run(self, memory: Memory) -> Answer:
+        return memory.ask(
+            self.question, user_id=self.user_id, agent_id=self.agent_id,
+            session_id=self.session_id, budget_tokens=self.budget_tokens, recipe=self.recipe,
             reference_time=self.reference_time,
         )  # fmt: skip
 

@@ -86,8 +86,12 @@ class DeriveConfig:
 
     ``batch_turns``: messages per extraction call (one LLM call per batch);
     ``neighbours``: existing memories each candidate is compared with;
+    ``consolidate_batch``: candidates decided per consolidation LLM call;
     ``lease_seconds``: how long a worker holds a job before another may take it over;
     ``max_attempts``: runs of a job before it is marked failed (with its reason);
+    ``retry_seconds``: wait before a failed run is retried, doubled after each attempt;
+    ``gather_seconds``: how long the background thread lets a burst of
+    ``add(wait=False)`` calls gather into one job (a batch, one LLM call) before it runs;
     ``background``: jobs of ``add(wait=False)`` also run in a thread of the ``Memory``
     that enqueued them (off: only ``remem worker`` runs them).
     """
@@ -95,9 +99,12 @@ class DeriveConfig:
     enabled: bool = True
     batch_turns: int = 20
     neighbours: int = 5
+    consolidate_batch: int = 10
     lease_seconds: float = 300.0
     max_attempts: int = 3
     background: bool = True
+    retry_seconds: float = 10.0
+    gather_seconds: float = 1.0
 
 
 @dataclass(frozen=True)

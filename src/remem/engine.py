@@ -14,15 +14,16 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
+from remem import jobs as runner
 from remem import portability
 from remem.annotations import ENTITIES, KEYPHRASES, TIMES, entity_links
 from remem.config import EmbedderConfig, MemoryConfig
 from remem.context import Context, pack
 from remem.embedders.base import Embedder
-from remem.errors import InvalidInputError, NotFoundError
-from remem.evolution import forgetting
+from remem.errors import ConfigError, InvalidInputError, NotFoundError
+from remem.evolution import forgetting, history
 from remem.evolution.recall import RecallLog
 from remem.evolution.retention import reinforced
 from remem.formation.derived import (
@@ -39,8 +40,11 @@ from remem.index.cache import LiveIndex
 from remem.llms.base import LLM
 from remem.models import (
     AddResult,
+    CompactReport,
     Entity,
     ForgetReport,
+    Job,
+    JobsReport,
     MemoryEvent,
     MemoryRecord,
     Message,
@@ -60,7 +64,7 @@ from remem.rerankers.base import Reranker
 from remem.retrieval.recipes import Recipe, get_recipe
 from remem.retrieval.run import Rerank, Vector
 from remem.retrieval.search import search as run_search
-from remem.stores.base import KEEP, MemoryFilter, MemoryPatch, NewMemory, Store, WriteBatch
+from remem.stores.base import KEEP, MemoryFilter, MemoryPatch, NewJob, NewMemory, Store, WriteBatch
 from remem.util import new_id, parse_timestamp, utcnow
 from remem.validation import (
     check_count,
@@ -76,6 +80,9 @@ from remem.validation import (
     check_text,
     normalize_messages,
 )
+
+if TYPE_CHECKING:
+    from remem.answer import Answer
 
 _UPDATABLE = ("text", "metadata", "pinned", "expires_at", "importance")
 DERIVED = (ENTITIES, KEYPHRASES, TIMES)
@@ -126,6 +133,7 @@ class Memory:
         self._view = False  # made by ``tenant``: closing it releases nothing shared
         self._llm, self._owns_llm = llm, llm is None
         self._llm_lock = threading.Lock()
+        self._drainer = runner.Drainer(self)  # runs add(wait=False)'s jobs, once started
         # a remote embedder's query embeddings run here while the search reads the store
         self._embedding = ThreadPoolExecutor(EMBED_WORKERS, thread_name_prefix="remem-embed")
         try:
@@ -156,12 +164,20 @@ class Memory:
         session_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         timestamp: Any = None,
+        wait: bool = True,
     ) -> AddResult:
         """Log messages verbatim and derive a ``turn`` memory from each, atomically.
 
         Re-adding a message with the same ``id`` in the same user/agent scope is a no-op
         (reported in ``duplicate_ids``); reusing an id for other content is an error.
+
+        With an LLM (and ``config.derive.enabled``), the same write enqueues a ``derive``
+        job for the new messages (facts, events, profile entries, procedures). ``wait``
+        runs it before returning (``AddResult.derived`` has what it wrote); ``wait=False``
+        returns at once, and the job runs in this memory's background thread
+        (``config.derive.background``), ``run_jobs`` or ``remem worker``.
         """
+        wait = check_flag(wait, "wait")
         now = utcnow()
         scope = check_scope(self.namespace, user_id, agent_id, session_id)
         logged = normalize_messages(
@@ -183,22 +199,35 @@ class Memory:
         if summary is not None:
             embedded.append(summary_embed_text(summary[0]))
         vectors = self.embedder.embed(embedded)
+        job = self._derive_job(scope, fresh, wait)
         batch = WriteBatch(
             messages=tuple(logged),
             memories=tuple(
                 NewMemory(r, t, v) for r, t, v in zip(records, texts, vectors, strict=True)
             ),
             singleton_kinds=("summary",),
+            jobs=(job,) if job is not None else (),
         )
         skipped = set(self.store.write(batch))
         self._learn_entities(scope, records)
+        run = None if job is None else runner.after_add(self, job, skipped, wait)
+        derived = ((summary[0],) if summary is not None else ()) + (run.memories if run else ())
         return AddResult(
             message_ids=tuple(m.id for m in logged if m.id not in skipped),
             memories=tuple(r for r in records if r.kind == "turn" and r.source_ids[0]
                            not in skipped),
             duplicate_ids=tuple(m.id for m in logged if m.id in skipped),
-            derived=(summary[0],) if summary is not None else (),
+            derived=derived, job=run,
         )  # fmt: skip
+
+    def _derive_job(self, scope: Scope, fresh: builtins.list[Message], wait: bool) -> NewJob | None:
+        """The ``derive`` job for an add's new messages, when an LLM derives memories;
+        one that will not wait joins a pending job of its scope with room (a batch)."""
+        if not fresh or not self.config.derive.enabled or self.llm is None:
+            return None
+        size = 0 if wait else self.config.derive.batch_turns
+        return NewJob(id=new_id(), kind=runner.DERIVE, scope=scope,
+                      message_ids=tuple(m.id for m in fresh), batch_size=size)  # fmt: skip
 
     def remember(
         self,
@@ -375,8 +404,13 @@ class Memory:
         return self.store.update_memory(self.namespace, memory_id, patch, "user", reason)
 
     def delete(self, memory_id: str) -> None:
-        """Delete one memory (its source messages stay in the log; history keeps it)."""
+        """Delete one memory with its vector, index entries, entity rows nothing else
+        names and its events' copies of its content; ``history`` keeps when it changed
+        and by whom, not what it said. Its source messages stay: the log is verbatim
+        (``delete_all`` deletes messages). ``compact`` then clears the files' free space
+        (``docs/deletion.md``)."""
         self.store.delete_memory(self.namespace, check_id(memory_id, "memory_id"), "user", "delete")
+        self._forget_seen()
 
     def delete_all(
         self,
@@ -385,7 +419,13 @@ class Memory:
         agent_id: str | None = None,
         session_id: str | None = None,
     ) -> dict[str, int]:
-        """Delete every memory and message of a scope; at least one scope field is required."""
+        """Delete every message and memory of a scope, and all derived from them: memories
+        elsewhere that cite only its messages (a fact of the user from a deleted session;
+        one citing surviving messages too stays, citing only those), their vectors,
+        index entries, entity rows and term counts nothing else holds, the content of
+        their events, and the scope's pending jobs. At least one scope field is required.
+        Returns how many memories and messages went; ``compact`` then clears the files'
+        free space (``docs/deletion.md``)."""
         scope = check_scope(self.namespace, user_id, agent_id, session_id)
         if scope.user_id is None and scope.agent_id is None and scope.session_id is None:
             raise InvalidInputError(
@@ -397,7 +437,23 @@ class Memory:
                            scope.agent_id if owner else "", scope.session_id,
                            current_only=False)  # fmt: skip
         memories, messages = self.store.delete_scope(flt, "user")
+        self._forget_seen()
         return {"memories": memories, "messages": messages}
+
+    def compact(self, *, full: bool = False) -> CompactReport:
+        """Make deleted content unrecoverable from the store's files and give back the
+        space: clear what deletions by earlier versions left (audit snapshots of deleted
+        memories, entity rows nothing names, term counts at zero), then SQLite: VACUUM and
+        an emptied write-ahead log; PostgreSQL: VACUUM of remem's tables (``full``: VACUUM
+        FULL, rewriting them under a lock). It covers the whole store, every namespace;
+        what it cannot reach (PostgreSQL's WAL, backups) is in ``docs/deletion.md``."""
+        self.flush()  # recalls waiting to be written go first: nothing writes during it
+        return self.store.compact(check_flag(full, "full"))
+
+    def _forget_seen(self) -> None:
+        """Drop the entity kinds learnt from the store: a deletion may have removed some."""
+        with self._seen_lock:
+            self._seen.clear()
 
     # -- reading -----------------------------------------------------------------------
 
@@ -416,6 +472,8 @@ class Memory:
         recipe: str | Recipe | None = None,
         explain: bool = False,
         reference_time: Any = None,
+        as_of: Any = None,
+        mode: str = "current",
     ) -> SearchResults:
         """The memories that best answer ``query``, best first, with per-channel scores.
 
@@ -423,12 +481,14 @@ class Memory:
         ``reference_time`` (default: now). Session summaries are searched only when
         ``kinds`` asks for them; otherwise they help rank the turns of their session.
         Each hit counts as a recall of its memory (``MemoryConfig.record_access``),
-        written in the background.
+        written in the background. ``as_of`` searches the memories current at that time,
+        ``mode="history"`` every version, superseded ones too (``remem.evolution.history``).
         """
         started = time.perf_counter()
         text = check_text(query, "query", self.config.max_message_chars)
         chosen = get_recipe(recipe) if recipe is not None else self.recipe
         flt = self._filter(user_id, agent_id, session_id, kinds, metadata, since, until)
+        flt = history.read_filter(flt, as_of, mode)
         reference = parse_timestamp(reference_time, "reference_time")
         results = self._search(text, flt, chosen, check_limit(limit), reference, explain, started)
         self._recalled([hit.memory.id for hit in results.hits])
@@ -509,12 +569,15 @@ class Memory:
         recipe: str | Recipe | None = None,
         candidates: int = 50,
         reference_time: Any = None,
+        as_of: Any = None,
+        mode: str = "current",
     ) -> Context:
         """The best memories for ``query`` that fit ``budget_tokens``, laid out for a prompt.
 
         Tokens are counted with remem's bundled WordPiece tokenizer (``Context.tokenizer``);
         lines are grouped by session and date, each citing its source message ids. The
-        memories packed (not every candidate ranked) count as recalled.
+        memories packed (not every candidate ranked) count as recalled. ``as_of`` and
+        ``mode`` read history as in ``search``.
         """
         started = time.perf_counter()
         budget = check_limit(budget_tokens, "budget_tokens", 1_000_000)
@@ -522,6 +585,7 @@ class Memory:
         text = check_text(query, "query", self.config.max_message_chars)
         chosen = get_recipe(recipe) if recipe is not None else self.recipe
         flt = self._filter(user_id, agent_id, session_id, kinds, metadata, since, until)
+        flt = history.read_filter(flt, as_of, mode)
         reference = parse_timestamp(reference_time, "reference_time")
         with self.index.open(flt) as index:  # the search and the slots from one snapshot
             results = self._search(text, flt, chosen, depth, reference, False, started)
@@ -531,15 +595,49 @@ class Memory:
         self._recalled([item.memory.id for item in packed.items])  # what the prompt shows
         return packed
 
-    def get(self, memory_id: str) -> MemoryRecord:
-        """One memory by id; ``NotFoundError`` if it is unknown in this namespace."""
+    def ask(
+        self,
+        question: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        budget_tokens: int = 1000,
+        recipe: str | Recipe | None = None,
+        reference_time: Any = None,
+    ) -> Answer:
+        """Answer ``question`` from memory with the LLM, citing the memories it used.
+
+        One ``context`` of ``budget_tokens`` for the question, one LLM call; the
+        ``Answer`` holds the text, the cited memories with their source message ids, the
+        context's tokens and the call's usage (``remem.answer``). ``ConfigError`` when no
+        LLM is configured, ``LLMError`` when the LLM fails or its answer stays invalid.
+        """
+        llm = self.llm
+        if llm is None:
+            raise ConfigError(
+                "ask needs an LLM: pass Memory(..., llm=...), set MemoryConfig.llm to an "
+                "LLMConfig(base_url=..., model=...), or set REMEM_LLM_BASE_URL and "
+                "REMEM_LLM_MODEL for the CLI and server (docs/llm.md)"
+            )
+        from remem.answer import answer  # needs pydantic, which comes with an LLM
+
+        return answer(
+            self, llm, question, user_id=user_id, agent_id=agent_id, session_id=session_id,
+            budget_tokens=budget_tokens, recipe=recipe, reference_time=reference_time,
+        )  # fmt: skip
+
+    def get(self, memory_id: str, *, as_of: Any = None, mode: str = "current") -> MemoryRecord:
+        """One memory by id, current or not (``superseded_by`` says); ``NotFoundError`` if
+        it is unknown in this namespace. ``as_of``: the version of its line current then
+        (``remem.evolution.history``)."""
         found = self.store.get_memories(self.namespace, [check_id(memory_id, "memory_id")])
         if not found:
             raise NotFoundError(
                 f"no memory {memory_id!r} in namespace {self.namespace!r}; "
                 "find ids with Memory.list() / search() or `remem list` / `remem search`"
             )
-        return found[0]
+        return history.version_at(self.store, found[0], as_of, mode)
 
     def list(
         self,
@@ -553,10 +651,13 @@ class Memory:
         until: Any = None,
         limit: int = 100,
         offset: int = 0,
+        as_of: Any = None,
+        mode: str = "current",
     ) -> builtins.list[MemoryRecord]:
-        """Memories of a scope, most recent first."""
+        """Memories of a scope, most recent first (``as_of``, ``mode``: as in ``search``)."""
         offset = check_count(offset, "offset")
         flt = self._filter(user_id, agent_id, session_id, kinds, metadata, since, until)
+        flt = history.read_filter(flt, as_of, mode)
         return self.store.list_memories(flt, check_limit(limit), offset)
 
     def entities(
@@ -616,15 +717,41 @@ class Memory:
         return self._recalls.flush()
 
     def history(self, memory_id: str) -> builtins.list[MemoryEvent]:
-        """Every change to a memory, oldest first (kept after the memory is deleted)."""
+        """Every change to a memory, oldest first. After the memory is deleted the events
+        stay without their content (``before``, ``after`` and ``reason`` cleared): when it
+        was added, changed and deleted, and by whom, but not what it said."""
         events = self.store.events(self.namespace, check_id(memory_id, "memory_id"))
         if not events:
             raise NotFoundError(f"no memory {memory_id!r} has ever existed in {self.namespace!r}")
         return events
 
     def stats(self) -> Stats:
-        """Counts of messages, memories and events in this namespace."""
+        """Counts of messages, memories and events in this namespace, and its job backlog
+        by status (``Stats.jobs``: pending, running, done, failed)."""
         return self.store.stats(self.namespace)
+
+    # -- background jobs -----------------------------------------------------------------
+
+    def run_jobs(self, *, limit: int | None = None, worker: str | None = None) -> JobsReport:
+        """Run this namespace's due jobs now, in this thread, one after another until none
+        is left (or ``limit`` runs were made); each is claimed through the store, so other
+        workers never run the same one. ``worker`` names this runner on its claims."""
+        most = None if limit is None else check_limit(limit, "limit", 1 << 30)
+        name = runner.worker_name() if worker is None else check_id(worker, "worker")
+        return runner.run_jobs(self, self.namespace, name, limit=most)
+
+    def jobs(self, *, status: str | None = None, limit: int = 100) -> builtins.list[Job]:
+        """This namespace's jobs, newest first (``status``: only pending, running, done or
+        failed ones); a failed job shows why in ``error``."""
+        return self.store.jobs(self.namespace, status, check_limit(limit))
+
+    def retry_job(self, job_id: str) -> Job:
+        """Queue a failed job again (attempts start over); it runs in the background
+        thread, ``run_jobs`` or ``remem worker``."""
+        job = self.store.retry_job(self.namespace, check_id(job_id, "job_id"))
+        if self.config.derive.background and self.llm is not None:
+            self._drainer.wake(self.namespace)
+        return job
 
     # -- portability ---------------------------------------------------------------------
 
@@ -656,6 +783,7 @@ class Memory:
         view closes nothing: the memory it came from owns them)."""
         if self._view:
             return
+        self._drainer.stop()  # after the job it runs, before the store goes
         try:
             self._recalls.close()  # the recalls still waiting, before the store goes
         finally:
@@ -782,16 +910,21 @@ class AsyncMemory:
     remember_many = _in_thread(Memory.remember_many)
     search = _in_thread(Memory.search)
     context = _in_thread(Memory.context)
+    ask = _in_thread(Memory.ask)
     get = _in_thread(Memory.get)
     list = _in_thread(Memory.list)
     update = _in_thread(Memory.update)
     delete = _in_thread(Memory.delete)
     delete_all = _in_thread(Memory.delete_all)
+    compact = _in_thread(Memory.compact)
     entities = _in_thread(Memory.entities)
     history = _in_thread(Memory.history)
     forget = _in_thread(Memory.forget)
     flush = _in_thread(Memory.flush)
     stats = _in_thread(Memory.stats)
+    run_jobs = _in_thread(Memory.run_jobs)
+    jobs = _in_thread(Memory.jobs)
+    retry_job = _in_thread(Memory.retry_job)
     export = _in_thread(Memory.export)
     import_ = _in_thread(Memory.import_)
     close = _in_thread(Memory.close)

@@ -18,7 +18,9 @@ MEMORY_KINDS: tuple[str, ...] = (
     "procedure",
 )
 ROLES: tuple[str, ...] = ("user", "assistant", "system", "tool")
-EventAction = Literal["ADD", "UPDATE", "SUPERSEDE", "ARCHIVE", "DELETE", "RESTORE"]
+EventAction = Literal[
+    "ADD", "UPDATE", "SUPERSEDE", "ARCHIVE", "DELETE", "RESTORE", "INVALIDATE", "MERGE", "NOOP"
+]
 
 
 @dataclass(frozen=True)
@@ -92,12 +94,16 @@ class MemoryEvent:
 @dataclass(frozen=True)
 class AddResult:
     """What ``add`` stored: new message ids, their turn memories (one per new message),
-    skipped duplicates, and memories derived from the session as a whole (a summary)."""
+    skipped duplicates, and memories derived from the session as a whole (a summary)
+    and, with an LLM, by the ``derive`` job run inline (``add(wait=True)``). ``job``:
+    the job that derives from the new messages (``None`` without an LLM); after
+    ``wait=False`` it is still pending."""
 
     message_ids: tuple[str, ...]
     memories: tuple[MemoryRecord, ...]
     duplicate_ids: tuple[str, ...] = ()
     derived: tuple[MemoryRecord, ...] = ()
+    job: JobRun | None = None
 
 
 @dataclass(frozen=True)
@@ -172,6 +178,21 @@ class ForgetReport:
 
 
 @dataclass(frozen=True)
+class CompactReport:
+    """What ``Memory.compact`` did. ``size_before``/``size_after``: the store's bytes on
+    disk (SQLite: the file and its write-ahead log; PostgreSQL: remem's tables with their
+    indexes and TOAST). ``swept``: leftovers of earlier deletions it removed (audit
+    snapshots of deleted memories, entity rows nothing names, term counts at zero).
+    ``complete``: every step ran to the end; ``False`` when another connection was
+    reading, so the SQLite write-ahead log could not be emptied: run it again."""
+
+    size_before: int
+    size_after: int
+    swept: int
+    complete: bool
+
+
+@dataclass(frozen=True)
 class Entity:
     """A name, title or key phrase of a scope's entity table, with how it is used.
 
@@ -204,6 +225,7 @@ class Stats:
     embedder: str | None
     schema_version: int
     path: str | None = None
+    jobs: Mapping[str, int] = field(default_factory=dict)  # job backlog by status
 
 
 @dataclass(frozen=True)
@@ -218,3 +240,75 @@ class ApiKey:
     admin: bool
     created_at: datetime
     revoked_at: datetime | None = None
+
+
+JobStatus = Literal["pending", "running", "done", "failed"]
+JOB_STATUSES: tuple[str, ...] = ("pending", "running", "done", "failed")
+
+
+@dataclass(frozen=True)
+class Job:
+    """A background job in the store's queue (``remem.jobs`` runs them).
+
+    ``kind`` names its handler (``derive``); ``scope`` and ``message_ids`` say what it
+    works on. ``status``: ``pending`` (waits until ``run_after``), ``running`` (claimed
+    by ``worker`` with ``token`` until ``lease_until``; after that anyone may take it
+    over), ``done`` (``result`` holds counts, LLM calls, tokens and seconds) or
+    ``failed`` (it ran ``attempts`` times; ``error`` says why, ``retry_job`` runs it
+    again). ``error`` keeps the reason of the last failure, also once a retry succeeds.
+    """
+
+    id: str
+    kind: str
+    scope: Scope
+    message_ids: tuple[str, ...]
+    status: str
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+    run_after: datetime | None = None
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    token: str | None = None
+    worker: str | None = None
+    lease_until: datetime | None = None
+    result: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobRun:
+    """One run of a job, as the runner saw it end: ``status`` is the job's status after
+    the run (``done``; ``pending`` when it will be retried after ``retry_in`` seconds;
+    ``failed`` after its last attempt; ``lost`` when its lease ran out and another worker
+    took it over, so this run wrote nothing). ``memories``: what the run wrote."""
+
+    job_id: str
+    kind: str
+    status: str
+    attempts: int = 0
+    error: str | None = None
+    retry_in: float | None = None
+    result: Mapping[str, Any] = field(default_factory=dict)
+    memories: tuple[MemoryRecord, ...] = ()
+
+
+@dataclass(frozen=True)
+class JobsReport:
+    """What ``Memory.run_jobs`` did: each run in order, and how many ended each way."""
+
+    runs: tuple[JobRun, ...] = ()
+
+    @property
+    def done(self) -> int:
+        """Runs that completed their job."""
+        return sum(r.status == "done" for r in self.runs)
+
+    @property
+    def failed(self) -> int:
+        """Runs that failed for the last time (the job is ``failed``)."""
+        return sum(r.status == "failed" for r in self.runs)
+
+    @property
+    def retrying(self) -> int:
+        """Runs that failed and left their job pending for another attempt."""
+        return sum(r.status == "pending" for r in self.runs)

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from remem.config import EmbedderConfig, LLMConfig, StoreConfig
 from remem.embedders.base import Embedder
 from remem.errors import ConfigError
 from remem.llms.base import LLM
+from remem.models import Job
 from remem.rerankers.base import Reranker
 from remem.stores.base import Store
+
+if TYPE_CHECKING:
+    from remem.engine import Memory
+    from remem.jobs import JobOutput
 
 EmbedderFactory = Callable[..., Embedder]
 StoreFactory = Callable[..., Store]
@@ -184,3 +189,34 @@ register_store("sqlite", _sqlite, ("sqlite",))
 register_store("postgres", _postgres, ("postgresql", "postgres"))
 register_reranker("cross-encoder", _cross_encoder)
 register_llm("openai", _openai_llm)
+
+
+JobHandler = Callable[["Memory", Job], "JobOutput"]
+_JOB_HANDLERS: dict[str, JobHandler] = {}
+
+
+def register_job_handler(kind: str, handler: JobHandler) -> None:
+    """Make a job kind runnable (plugins, and tests, call this too): ``handler(memory,
+    job)`` does the job's work and returns what to write (``remem.jobs.JobOutput``); the
+    runner writes it together with the job's completion, so it is written once."""
+    _JOB_HANDLERS[kind] = handler
+
+
+def job_handler(kind: str) -> JobHandler:
+    """The handler of a job kind; ``ConfigError`` if none is registered."""
+    try:
+        return _JOB_HANDLERS[kind]
+    except KeyError:
+        raise ConfigError(
+            f"no handler for jobs of kind {kind!r} (registered: "
+            f"{', '.join(sorted(_JOB_HANDLERS))}); register one with register_job_handler"
+        ) from None
+
+
+def _derive_job(memory: Memory, job: Job) -> JobOutput:
+    from remem.jobs import derive_job
+
+    return derive_job(memory, job)
+
+
+register_job_handler("derive", _derive_job)

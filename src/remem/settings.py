@@ -10,6 +10,7 @@ from typing import Any
 from remem.config import (
     DEFAULT_INDEX_MEMORY_MB,
     DEFAULT_MAX_MESSAGE_CHARS,
+    DeriveConfig,
     EmbedderConfig,
     LLMConfig,
     MemoryConfig,
@@ -38,6 +39,7 @@ ENV_VARS: dict[str, str] = {
     "REMEM_LLM_OPTIONS": 'JSON object of LLM client options, e.g. {"timeout": 60}',
     "REMEM_RECORD_ACCESS": "count search hits as recalls, reinforcing their strength: 1 or 0 "
     "(default 1)",
+    "REMEM_DERIVE_BATCH_TURNS": "messages per LLM extraction call (default 20)",
 }
 
 
@@ -66,6 +68,15 @@ def load_settings(db: str | None = None, env: Mapping[str, str] | None = None) -
         reranker=RerankerConfig(options=_options(source, "REMEM_RERANKER_OPTIONS")),
         llm=_llm(source),
         record_access=_flag(source, "REMEM_RECORD_ACCESS", defaults.record_access),
+        derive=_derive(source),
+    )
+
+
+def _derive(env: Mapping[str, str]) -> DeriveConfig:
+    """Deriving memories with the LLM: the ``REMEM_DERIVE_*`` variables."""
+    defaults = DeriveConfig()
+    return DeriveConfig(
+        batch_turns=_positive(env, "REMEM_DERIVE_BATCH_TURNS", defaults.batch_turns),
     )
 
 

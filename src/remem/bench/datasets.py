@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,6 +25,10 @@ LONGMEMEVAL_LAYOUT = (
     "haystack_sessions: [[{role, content, has_answer?}]], answer_session_ids}"
 )
 EITHER_LAYOUT = f"either {LOCOMO_LAYOUT}, or {LONGMEMEVAL_LAYOUT}"
+OBSERVATION_LAYOUT = (
+    "LoCoMo's observations: each item's observation: {session_N_observation: {speaker: "
+    "[[text, dia_id or [dia_id, ...]], ...]}}"
+)
 
 _LOCOMO_SESSION_KEY = re.compile(r"session_(\d+)")
 _EVIDENCE_SPLIT = re.compile(r"[;,\s]+")
@@ -61,12 +65,25 @@ class BenchQuestion:
 
 
 @dataclass(frozen=True)
+class BenchFact:
+    """A fact the file states about its conversation (a LoCoMo observation), citing the
+    turns it was drawn from."""
+
+    text: str
+    cites: tuple[str, ...]  # ids of turns of the conversation, in the file's order
+    session: str  # the session of its first cited turn
+    timestamp: datetime | None  # its latest cited turn's
+
+
+@dataclass(frozen=True)
 class BenchConversation:
-    """A conversation (the haystack) and the questions asked about it."""
+    """A conversation (the haystack), the questions asked about it and, when asked for,
+    the facts the file states about it."""
 
     id: str
     turns: tuple[BenchTurn, ...]
     questions: tuple[BenchQuestion, ...]
+    facts: tuple[BenchFact, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,6 +94,8 @@ class BenchDataset:
     path: str
     conversations: tuple[BenchConversation, ...]
     skipped_questions: int
+    skipped_facts: int = 0  # observations none of whose citations names a turn
+    dropped_citations: int = 0  # citations naming no turn of the conversation
 
     @property
     def question_count(self) -> int:
@@ -140,26 +159,35 @@ def _read_json(path: str | Path, layout: str) -> tuple[Any, _Source]:
 # ----------------------------------------------------------------------------- LoCoMo
 
 
-def load_locomo(path: str | Path) -> BenchDataset:
+def load_locomo(path: str | Path, observations: bool = False) -> BenchDataset:
     """Load a LoCoMo file (``locomo10.json`` layout) into a ``BenchDataset``.
 
     Speaker A's turns get role "user", speaker B's "assistant". Evidence ids are split on
     ``;``/``,``/whitespace and kept only if they name a turn of the conversation; questions
-    left with no evidence are dropped and counted in ``skipped_questions``. Raises
+    left with no evidence are dropped and counted in ``skipped_questions``.
+    ``observations``: also read each conversation's observation facts (``facts``); their
+    citations are split and checked the same way, those naming no turn are counted in
+    ``dropped_citations``, facts left with none in ``skipped_facts``. Raises
     ``DataFormatError`` if the file is not in that layout.
     """
     data, src = _read_json(path, LOCOMO_LAYOUT)
-    return _parse_locomo(data, src)
+    return _parse_locomo(data, src, observations)
 
 
-def _parse_locomo(data: list[Any], src: _Source) -> BenchDataset:
+def _parse_locomo(data: list[Any], src: _Source, observations: bool = False) -> BenchDataset:
     conversations: list[BenchConversation] = []
-    skipped = 0
+    skipped, facts_skipped, dropped_citations = 0, 0, 0
     for index, item in enumerate(data):
         conversation, dropped = _locomo_conversation(item, index, src)
+        if observations:
+            facts = _locomo_facts(item, conversation, _Source(src.path, OBSERVATION_LAYOUT))
+            conversation = replace(conversation, facts=facts.facts)
+            facts_skipped += facts.skipped
+            dropped_citations += facts.dropped
         conversations.append(conversation)
         skipped += dropped
-    return BenchDataset("locomo", src.path, tuple(conversations), skipped)
+    return BenchDataset("locomo", src.path, tuple(conversations), skipped, facts_skipped,
+                        dropped_citations)  # fmt: skip
 
 
 def _locomo_conversation(item: Any, index: int, src: _Source) -> tuple[BenchConversation, int]:
@@ -245,6 +273,48 @@ def _locomo_question(
     answer = obj.get("answer", obj.get("adversarial_answer", ""))
     evidence_sessions = tuple(dict.fromkeys(sessions[e] for e in evidence))
     return BenchQuestion(qid, text, str(answer), str(category), evidence, evidence_sessions, None)
+
+
+@dataclass(frozen=True)
+class _Facts:
+    facts: tuple[BenchFact, ...]
+    skipped: int  # facts citing no turn of the conversation
+    dropped: int  # citations naming no turn
+
+
+def _locomo_facts(item: Mapping[str, Any], conv: BenchConversation, src: _Source) -> _Facts:
+    """The observation facts of one conversation, each with the turns it cites."""
+    where = f"sample_id {conv.id!r}"
+    sessions = src.get(item, "observation", dict, where)
+    turns = {t.id: t for t in conv.turns}
+    facts: list[BenchFact] = []
+    skipped = dropped = 0
+    for key, by_speaker in sessions.items():
+        place = f"{where}, observation, {key}"
+        for speaker, entries in src.item(by_speaker, dict, place).items():
+            for e_index, entry in enumerate(src.item(entries, list, f"{place}, {speaker}")):
+                text, cites = _locomo_observation(entry, src, f"{place}, {speaker}[{e_index}]")
+                found = tuple(dict.fromkeys(c for c in cites if c in turns))
+                dropped += len(set(cites) - set(found))
+                if not found:
+                    skipped += 1
+                    continue
+                when = max((t for c in found if (t := turns[c].timestamp)), default=None)
+                facts.append(BenchFact(text, found, turns[found[0]].session, when))
+    return _Facts(tuple(facts), skipped, dropped)
+
+
+def _locomo_observation(entry: Any, src: _Source, where: str) -> tuple[str, list[str]]:
+    """``[text, "D1:3"]`` or ``[text, ["D1:3", "D1:5"]]`` (ids split like evidence)."""
+    pair = src.item(entry, list, where)
+    if len(pair) != 2:
+        raise src.error(where, f"should be [text, dia_id], got {len(pair)} items")
+    text = src.item(pair[0], str, f"{where} text")
+    if not text.strip():
+        raise src.error(where, "the observation's text is empty")
+    raw = pair[1] if isinstance(pair[1], list) else [pair[1]]
+    cites = [src.item(c, str, f"{where} dia_id") for c in raw]
+    return text, [p for c in cites for p in _EVIDENCE_SPLIT.split(c.strip()) if p]
 
 
 # ------------------------------------------------------------------------ LongMemEval
@@ -365,17 +435,19 @@ def _longmemeval_turn(
 # ------------------------------------------------------------------------- detection
 
 
-def load_dataset(path: str | Path) -> BenchDataset:
+def load_dataset(path: str | Path, observations: bool = False) -> BenchDataset:
     """Load a LoCoMo or LongMemEval file, telling the layout from the keys of its first item.
 
-    Raises ``DataFormatError`` if the file matches neither layout.
+    ``observations``: read a LoCoMo file's observation facts too (see ``load_locomo``;
+    LongMemEval files have none). Raises ``DataFormatError`` if the file matches neither
+    layout.
     """
     data, src = _read_json(path, EITHER_LAYOUT)
     if not data:
         raise src.error("", "the list is empty, so its layout cannot be told")
     first = data[0]
     if isinstance(first, dict) and "sample_id" in first and "conversation" in first:
-        return _parse_locomo(data, _Source(src.path, LOCOMO_LAYOUT))
+        return _parse_locomo(data, _Source(src.path, LOCOMO_LAYOUT), observations)
     if isinstance(first, dict) and "question_id" in first and "haystack_sessions" in first:
         return _parse_longmemeval(data, _Source(src.path, LONGMEMEVAL_LAYOUT))
     found = sorted(first) if isinstance(first, dict) else type(first).__name__

@@ -17,6 +17,7 @@ from remem import Memory
 from remem.bench.datasets import (
     BenchConversation,
     BenchDataset,
+    BenchFact,
     BenchQuestion,
     BenchTurn,
     load_dataset,
@@ -33,6 +34,8 @@ from remem.bench.metrics import (
 from remem.bench.scratch import temporary_memory
 from remem.context import pack
 from remem.embedders.base import Embedder
+from remem.errors import InvalidInputError
+from remem.formation.derived import Candidate
 from remem.formation.turns import turn_embed_text
 from remem.models import Message, Scope, SearchHit
 from remem.retrieval.recipes import get_recipe
@@ -40,6 +43,10 @@ from remem.tokens import count_tokens
 
 SEARCH_DEPTH = 50  # hits asked per question; enough to rank 20 distinct turns
 CONTEXT_BUDGETS = (500, 1000, 1500, 2000)
+# What a run searches (``--memories``): the kinds asked for; None is search's default
+# (every retrievable kind: the turns and the facts loaded beside them).
+MEMORIES: dict[str, tuple[str, ...] | None] = {"turns": ("turn",), "facts": ("fact",),
+                                               "both": None}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,47 @@ def ingest(
     return IngestTiming(total, adding, raw, spent[0])
 
 
+@dataclass(frozen=True)
+class FactIngest:
+    """The file's own facts written as fact memories (after the turns, timed apart)."""
+
+    facts: int
+    seconds: float
+    skipped: int  # facts citing no turn of their conversation
+    dropped_citations: int
+
+    def report(self) -> dict[str, float]:
+        """How many facts were written, how fast, and what the file held that was not."""
+        return {"facts": self.facts, "seconds": round(self.seconds, 3),
+                "facts_per_second": _rate(self.facts, self.seconds), "skipped": self.skipped,
+                "dropped_citations": self.dropped_citations}  # fmt: skip
+
+
+def ingest_facts(memory: Memory, dataset: BenchDataset, progress: bool) -> FactIngest:
+    """Write each conversation's facts (LoCoMo observations) into its user scope as fact
+    memories citing their turns' messages, one ``remember_many`` per session; the turns
+    must be in already (``ingest``)."""
+    total = sum(len(c.facts) for c in dataset.conversations)
+    begun = time.perf_counter()
+    with tqdm(total=total, desc="facts", unit="fact", disable=not progress) as bar:
+        for conv in dataset.conversations:
+            by_session: dict[str, list[BenchFact]] = {}
+            for fact in conv.facts:
+                by_session.setdefault(fact.session, []).append(fact)
+            for session, facts in by_session.items():
+                candidates = [Candidate("fact", f.text, f.cites, f.timestamp) for f in facts]
+                memory.remember_many(candidates, user_id=conv.id, session_id=session)
+                bar.update(len(facts))
+    seconds = time.perf_counter() - begun
+    return FactIngest(total, seconds, dataset.skipped_facts, dataset.dropped_citations)
+
+
+def cited_turns(hits: Sequence[SearchHit]) -> list[str]:
+    """The turns a ranking points to, best first: each hit's cited messages in order (a
+    turn cites its own message, a fact the turns it came from), each counted once."""
+    return dedupe(s for h in hits for s in h.source_ids)
+
+
 def _warmup(dataset: BenchDataset, count: int = 64) -> list[BenchTurn]:
     """The first turns of the dataset, to warm the embedder up before anything is timed."""
     return [t for c in dataset.conversations for t in c.turns][:count]
@@ -169,8 +217,11 @@ def _context_metrics(
     return out
 
 
-def evaluate(memory: Memory, dataset: BenchDataset, recipe: str, progress: bool) -> dict[str, Any]:
-    """Ask every scored question with one recipe; return the retrieval and search parts."""
+def evaluate(
+    memory: Memory, dataset: BenchDataset, recipe: str, progress: bool, memories: str = "turns"
+) -> dict[str, Any]:
+    """Ask every scored question with one recipe, searching ``memories`` (a key of
+    ``MEMORIES``); return the retrieval and search parts."""
     acc = MetricAccumulator()
     packed = MetricAccumulator()
     count = functools.lru_cache(maxsize=100_000)(count_tokens)
@@ -178,15 +229,17 @@ def evaluate(memory: Memory, dataset: BenchDataset, recipe: str, progress: bool)
     steps: list[Any] = []
     questions = [(c, q) for c in dataset.conversations for q in c.questions if not q.abstention]
     last = {c.id: last_time(c) for c in dataset.conversations}
-    for conv, question in tqdm(questions, desc=f"search [{recipe}]", disable=not progress):
+    kinds = MEMORIES[memories]
+    desc = f"search [{recipe}, {memories}]"
+    for conv, question in tqdm(questions, desc=desc, disable=not progress):
         started = time.perf_counter()
         hits = memory.search(
-            question.text, user_id=conv.id, limit=SEARCH_DEPTH, recipe=recipe,
+            question.text, user_id=conv.id, kinds=kinds, limit=SEARCH_DEPTH, recipe=recipe,
             reference_time=question.asked_at or last[conv.id], explain=True,
         )  # fmt: skip
         timings.append((time.perf_counter() - started) * 1000)
         steps.append((hits.explain or {}).get("timings_ms"))
-        ranked = dedupe(s for h in hits for s in h.source_ids)
+        ranked = cited_turns(hits.hits)
         metrics = _score(dataset, question, ranked)
         if metrics:
             acc.add(question.category, metrics)
@@ -213,26 +266,55 @@ def run(
     progress: bool = True,
     on_report: Callable[[dict[str, Any]], None] | None = None,
     database: str | None = None,
+    facts: bool = False,
+    memories: Sequence[str] = ("turns",),
 ) -> list[dict[str, Any]]:
-    """Benchmark each recipe on one ingest of ``data``; returns one report per recipe.
+    """Benchmark each recipe on one ingest of ``data``; returns one report per recipe and
+    ``memories`` searched (``MEMORIES``: turns, the file's facts, or both).
 
-    The ingest goes to a fresh temporary SQLite file, or to ``database`` (in a new
-    namespace, see ``temporary_memory``)."""
+    ``facts``: also write the file's own facts (LoCoMo observations) as fact memories
+    citing their turns, after the turns and timed apart (``facts_ingest``); searching
+    facts needs them. The ingest goes to a fresh temporary SQLite file, or to
+    ``database`` (in a new namespace, see ``temporary_memory``)."""
     for name in recipes:
         get_recipe(name)  # fail on a typo before the long ingest
-    dataset = data if isinstance(data, BenchDataset) else load_dataset(data)
+    _check_memories(memories, facts)
+    dataset = data if isinstance(data, BenchDataset) else load_dataset(data, facts)
+    if facts and not any(c.facts for c in dataset.conversations):
+        raise InvalidInputError(
+            "no facts to load: facts come from a LoCoMo file's observations (load it with "
+            "load_dataset(path, observations=True))"
+        )
     reports = []
     with temporary_memory(embedder, database=database) as memory:
         # same run, same texts, same batches, interleaved; after the same warm-up
         memory.embedder.embed([turn_embed_text(_message(t)) for t in _warmup(dataset)])
         timing = ingest(memory, dataset, progress, paired=True)
+        loaded = ingest_facts(memory, dataset, progress) if facts else None
         for name in recipes:
-            report = _report(dataset, memory, name, timing)
-            report.update(evaluate(memory, dataset, name, progress))
-            reports.append(report)
-            if on_report:
-                on_report(report)
+            for searched in memories:
+                report = _report(dataset, memory, name, timing)
+                report["memories"] = searched
+                if loaded is not None:
+                    report["facts_ingest"] = loaded.report()
+                report.update(evaluate(memory, dataset, name, progress, searched))
+                reports.append(report)
+                if on_report:
+                    on_report(report)
     return reports
+
+
+def _check_memories(memories: Sequence[str], facts: bool) -> None:
+    unknown = [m for m in memories if m not in MEMORIES]
+    if unknown or not memories:
+        raise InvalidInputError(
+            f"memories to search: choose among {', '.join(MEMORIES)}, not {unknown or '[]'}"
+        )
+    if not facts and any(m != "turns" for m in memories):
+        raise InvalidInputError(
+            "searching facts needs facts: load the file's observations as fact memories "
+            "(--facts-from-observations)"
+        )
 
 
 def _report(

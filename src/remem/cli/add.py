@@ -44,6 +44,11 @@ _SINGLE_FIELD = re.compile(r"messages\[0\]\.(\w+)")
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="JSONL file, one message per line: {role, content, name, timestamp, id, metadata}.",
 )
+@click.option(
+    "--no-wait",
+    is_flag=True,
+    help="With an LLM configured: queue deriving memories for `remem worker` and return at once.",
+)
 @pass_state
 def add(
     state: State,
@@ -57,6 +62,7 @@ def add(
     message_id: str | None,
     metadata: dict[str, Any] | None,
     file: Path | None,
+    no_wait: bool,
 ) -> None:
     """Add one message (TEXT, or '-' for stdin) or a JSONL file of messages.
 
@@ -70,7 +76,8 @@ def add(
       echo "We adopted a beagle" | remem add -u ana --session s2 -
       remem add -u ana --session s1 --file chat.jsonl
     """
-    scope = {"user_id": user_id, "agent_id": agent_id, "session_id": session_id}
+    scope = {"user_id": user_id, "agent_id": agent_id, "session_id": session_id,
+             "wait": not no_wait}  # fmt: skip
     if text is None and file is None:
         raise click.UsageError("give the message TEXT, '-' to read it from stdin, or --file")
     if text is not None and file is not None:
@@ -89,7 +96,7 @@ def add(
 def _add_one(
     memory: Memory,
     message: Mapping[str, Any],
-    scope: Mapping[str, str | None],
+    scope: Mapping[str, Any],
     metadata: Mapping[str, Any] | None,
 ) -> dict[str, list[str]]:
     """Add one message; errors name the option (``--timestamp``) rather than ``messages[0]``."""
@@ -120,7 +127,7 @@ def _read_messages(path: Path) -> list[tuple[int, dict[str, Any]]]:
 def _add_file(
     memory: Memory,
     path: Path,
-    scope: Mapping[str, str | None],
+    scope: Mapping[str, Any],
     timestamp: str | None,
     metadata: Mapping[str, Any] | None,
 ) -> dict[str, list[str]]:

@@ -23,7 +23,8 @@ from remem.bench.latency import (
 )
 from remem.bench.live import run_live
 from remem.bench.metrics import format_table
-from remem.bench.runner import run
+from remem.bench.runner import MEMORIES, run
+from remem.cli.bench_qa import qa_options, run_qa_command, wants_qa
 from remem.cli.bench_scale import scale
 from remem.cli.bench_serving import serve_crash, serve_hostile, serve_load, serve_writers
 from remem.cli.common import (
@@ -108,28 +109,60 @@ def _bench_options(func: F) -> F:
 
 @bench.command()
 @_bench_options
+@click.option(
+    "--facts-from-observations",
+    "facts",
+    is_flag=True,
+    help="Also load the file's own observation facts (each cites its dia_id) as fact "
+    "memories, after the turns and timed apart: retrieval over derived memories without "
+    "an LLM.",
+)
+@click.option(
+    "--memories",
+    type=click.Choice(list(MEMORIES)),
+    multiple=True,
+    help="What to search (repeatable): turns, the loaded facts (a hit counts through the "
+    "turns it cites), or both. Default: turns; with --facts-from-observations all three.",
+)
+@qa_options
 @pass_state
 def locomo(
     state: State,
+    /,
     data: Path,
     recipes: tuple[str, ...],
     ablate: bool,
     out: Path | None,
     no_progress: bool,
     database: str | None,
+    facts: bool,
+    memories: tuple[str, ...],
+    **llm_run: Any,
 ) -> None:
     """Benchmark retrieval on a LoCoMo file (locomo10.json layout).
 
     Prints, per recipe, turn and session recall and nDCG per category, plus
-    ingest and search speed.
+    ingest and search speed. With --llm, answers the questions with the LLM
+    instead and prints judge accuracy, F1 and context tokens per category, and the
+    cost of LLM extraction at ingest (remem.bench.qa, docs/llm.md).
 
     \b
     Example:
       remem bench locomo locomo10.json --recipe default --recipe rrf --out locomo.json
       remem bench locomo locomo10.json --database "$(remem postgres start)"
+      remem bench locomo locomo10.json --facts-from-observations --memories facts --memories both
+      remem bench locomo locomo10.json --llm --conversations 1 --limit-questions 20
     """
+    only = {"--facts-from-observations": facts, "--memories": memories, "--ablate": ablate,
+            "--database": database}  # fmt: skip
+    if wants_qa(llm_run, only):
+        run_qa_command(state, data, recipes, out, not no_progress, llm_run)
+        return
+    if not facts and set(memories) - {"turns"}:
+        raise click.BadOptionUsage("memories", "searching facts needs --facts-from-observations")
+    searched = memories or (tuple(MEMORIES) if facts else ("turns",))
     _run_bench(state, "locomo", data, _with_ablations(recipes, ablate), out, not no_progress,
-               database)  # fmt: skip
+               database, facts, searched)  # fmt: skip
 
 
 @bench.command()
@@ -165,11 +198,14 @@ def _run_bench(
     out: Path | None,
     progress: bool,
     database: str | None = None,
+    facts: bool = False,
+    memories: Sequence[str] = ("turns",),
 ) -> None:
-    """Check the file's layout, run every recipe, print tables or JSON, write ``--out``."""
+    """Check the file's layout, run every recipe (on each of ``memories``), print tables or
+    JSON, write ``--out``."""
     if out is not None:
         check_writable(out)
-    dataset = load_dataset(data)
+    dataset = load_dataset(data, observations=facts)
     found = dataset.name
     if found != benchmark:
         raise DataFormatError(
@@ -179,9 +215,10 @@ def _run_bench(
     columns = LOCOMO_COLUMNS if benchmark == "locomo" else LONGMEMEVAL_COLUMNS
     show = None if state.as_json else (lambda r: click.echo(_format_report(r, columns)))
     embedder = create_embedder(load_settings(state.db).embedder)
-    reports = run(dataset, list(dict.fromkeys(recipes)), embedder, progress, show, database)
+    reports = run(dataset, list(dict.fromkeys(recipes)), embedder, progress, show, database,
+                  facts, memories)  # fmt: skip
     if len(reports) > 1 and not state.as_json:
-        overall = {r["recipe"]: r["retrieval"]["overall"] for r in reports}
+        overall = {_label(r): r["retrieval"]["overall"] for r in reports}
         click.echo(format_table(overall, _present(columns, overall), "recipe"))
         for metric in KEY_METRICS[benchmark]:
             click.echo(f"\n{metric} per category:")
@@ -197,6 +234,12 @@ def _run_bench(
         click.echo(to_json(payload))
 
 
+def _label(report: Mapping[str, Any]) -> str:
+    """A report's row name: its recipe, and what it searched unless that was turns."""
+    memories = report.get("memories", "turns")
+    return report["recipe"] if memories == "turns" else f"{report['recipe']} [{memories}]"
+
+
 def _with_ablations(recipes: Sequence[str], ablate: bool) -> list[str]:
     return list(dict.fromkeys([*recipes, *(ablations("default") if ablate else [])]))
 
@@ -210,7 +253,7 @@ def _by_category(
         retrieval = report["retrieval"]
         row = {c: m[metric] for c, m in retrieval["by_category"].items() if metric in m}
         row["overall"] = retrieval["overall"].get(metric, float("nan"))
-        rows[report["recipe"]] = row
+        rows[_label(report)] = row
     columns = list(dict.fromkeys(c for row in rows.values() for c in row))
     return rows, columns, "recipe"
 
@@ -220,7 +263,7 @@ def _step_costs(
 ) -> dict[str, dict[str, float]]:
     """Per mechanism of ``default`` with an ablation in ``reports``: its mean
     milliseconds per search in the default run and what it adds to each metric."""
-    by_name = {r["recipe"]: r for r in reports}
+    by_name = {_label(r): r for r in reports}
     if "default" not in by_name:
         return {}
     base = by_name["default"]
@@ -250,13 +293,15 @@ def _format_report(report: Mapping[str, Any], columns: Sequence[str]) -> str:
     ingest, search_ = report["ingest"], report["search"]
     return "\n".join([
         f"{_BENCH_TITLES.get(report['benchmark'], report['benchmark'])}  "
-        f"recipe={report['recipe']}  embedder={report['embedder']}",
+        f"recipe={report['recipe']}  memories={report.get('memories', 'turns')}  "
+        f"embedder={report['embedder']}",
         f"{report['n_conversations']} conversations, {report['n_questions']} questions scored, "
         f"{report['skipped_questions']} skipped",
         "",
         format_table(rows, _present(columns, rows), "category"),
         "",
         *_ingest_lines(ingest),
+        *_facts_lines(report.get("facts_ingest")),
         f"search: {search_['queries']} queries, p50 {search_['p50_ms']:.1f} ms, "
         f"p95 {search_['p95_ms']:.1f} ms",
         *_context_lines(report.get("context", {})),
@@ -317,6 +362,18 @@ def _ingest_lines(ingest: Mapping[str, Any]) -> list[str]:
             f"{ingest['rest_in_add_seconds']:.2f} s ({ingest['rest_share']:.0%} of ingest)"
         )
     return lines
+
+
+def _facts_lines(facts: Mapping[str, Any] | None) -> list[str]:
+    """The observation facts loaded beside the turns (extra ingest, timed apart)."""
+    if not facts:
+        return []
+    return [
+        f"facts: {facts['facts']} observations written as fact memories in "
+        f"{facts['seconds']:.2f} s ({facts['facts_per_second']:.1f} facts/s), after the turns; "
+        f"{facts['skipped']} skipped (no citation names a turn), "
+        f"{facts['dropped_citations']} citations naming no turn dropped"
+    ]
 
 
 def _context_lines(context: Mapping[str, float]) -> list[str]:

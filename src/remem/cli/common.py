@@ -221,6 +221,25 @@ def scope_options(func: F) -> F:
     return click.option("--user", "-u", "user_id", help="User id.")(func)
 
 
+def history_options(func: F) -> F:
+    """Add ``--as-of`` and ``--history``: which versions of the memories a read sees."""
+    func = click.option(
+        "--history",
+        is_flag=True,
+        help="Every version: superseded and invalidated memories too.",
+    )(func)
+    return click.option(
+        "--as-of",
+        "as_of",
+        help="The memories as they were current at this time (ISO 8601).",
+    )(func)
+
+
+def read_mode(history: bool) -> str:
+    """The library's ``mode`` for the ``--history`` flag."""
+    return "history" if history else "current"
+
+
 def check_recipes(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     """Validate recipe names (one or several) with the library's own lookup."""
     for name in value if isinstance(value, tuple) else (value,) if value else ():

@@ -13,6 +13,7 @@ import click
 from remem import __version__
 from remem.api import ContextRequest, ListRequest, SearchRequest
 from remem.cli.add import add
+from remem.cli.ask import ask
 from remem.cli.bench import bench
 from remem.cli.common import (
     Cli,
@@ -22,18 +23,22 @@ from remem.cli.common import (
     compact,
     exit_code,
     format_when,
+    history_options,
     kind_option,
     pass_state,
+    read_mode,
     recipe_option,
     scope_options,
     shorten,
     to_json,
 )
+from remem.cli.compact import compact_command
 from remem.cli.forget import forget
 from remem.cli.mcp import mcp
 from remem.cli.mem0 import import_mem0_command
 from remem.cli.postgres import postgres
 from remem.cli.serve import keys, serve
+from remem.cli.worker import jobs, worker
 from remem.models import MemoryEvent, MemoryRecord, SearchResults, Stats
 from remem.settings import DEFAULT_DB
 
@@ -98,6 +103,7 @@ def main(
     help="Show the query analysis (terms, intent, time window, entities) and, per hit, "
     "the channels that found it and what each step added.",
 )
+@history_options
 @pass_state
 def search(
     state: State,
@@ -112,6 +118,8 @@ def search(
     until: str | None,
     reference_time: str | None,
     explain: bool,
+    as_of: str | None,
+    history: bool,
 ) -> None:
     """Find the memories that best answer QUERY, best first.
 
@@ -121,11 +129,13 @@ def search(
     Examples:
       remem search -u ana "where does Ana live?"
       remem search -u ana --since 2024-01-01 --recipe bm25 --explain "dog"
+      remem search -u ana --as-of 2024-03-01 "where does Ana live?"
     """
     request = SearchRequest(
         query=arg_text(query, "QUERY"), user_id=user_id, agent_id=agent_id,
         session_id=session_id, kinds=list(kinds) or None, since=since, until=until,
         limit=limit, recipe=recipe, explain=explain, reference_time=reference_time,
+        as_of=as_of, mode=read_mode(history),
     )  # fmt: skip
     results = request.run(state.memory())
     if state.as_json:
@@ -147,6 +157,7 @@ def search(
     help="Token budget for the packed memories.",
 )
 @recipe_option
+@history_options
 @pass_state
 def context(
     state: State,
@@ -157,6 +168,8 @@ def context(
     kinds: tuple[str, ...],
     budget: int,
     recipe: str | None,
+    as_of: str | None,
+    history: bool,
 ) -> None:
     """Print the best memories for QUERY that fit a token budget, ready for a prompt.
 
@@ -170,6 +183,7 @@ def context(
     request = ContextRequest(
         query=arg_text(query, "QUERY"), budget_tokens=budget, user_id=user_id,
         agent_id=agent_id, session_id=session_id, kinds=list(kinds) or None, recipe=recipe,
+        as_of=as_of, mode=read_mode(history),
     )  # fmt: skip
     result = request.run(state.memory())
     if state.as_json:
@@ -211,6 +225,7 @@ def _format_hits(results: SearchResults, explain: bool) -> list[str]:
 @kind_option
 @click.option("--limit", "-n", type=int, default=20, show_default=True, help="Rows to show.")
 @click.option("--offset", type=int, default=0, show_default=True, help="Rows to skip.")
+@history_options
 @pass_state
 def list_(
     state: State,
@@ -220,16 +235,19 @@ def list_(
     kinds: tuple[str, ...],
     limit: int,
     offset: int,
+    as_of: str | None,
+    history: bool,
 ) -> None:
-    """List memories, most recent first.
+    """List memories, most recent first (--history: superseded ones too).
 
     \b
     Example:
       remem list -u ana --kind turn --limit 50 --offset 50
+      remem list -u ana --kind fact --history
     """
     request = ListRequest(
         user_id=user_id, agent_id=agent_id, session_id=session_id, kinds=list(kinds) or None,
-        limit=limit, offset=offset,
+        limit=limit, offset=offset, as_of=as_of, mode=read_mode(history),
     )  # fmt: skip
     records = request.run(state.memory()).items
     if state.as_json:
@@ -244,15 +262,16 @@ def list_(
 
 @main.command()
 @click.argument("memory_id")
+@click.option("--as-of", "as_of", help="The version of this memory current at this time.")
 @pass_state
-def get(state: State, memory_id: str) -> None:
-    """Show one memory in full.
+def get(state: State, memory_id: str, as_of: str | None) -> None:
+    """Show one memory in full (superseded ones too: see 'superseded by').
 
     \b
     Example:
       remem get 3f2a9c0d1e7b4c55a1d2e3f4a5b6c7d8
     """
-    record = state.memory().get(arg_text(memory_id, "ID"))
+    record = state.memory().get(arg_text(memory_id, "ID"), as_of=as_of)
     click.echo(to_json(record) if state.as_json else "\n".join(_describe(record)))
 
 
@@ -270,6 +289,7 @@ def _describe(record: MemoryRecord) -> list[str]:
         ("importance", f"{record.importance:.2f}"), ("pinned", record.pinned and "yes"),
         ("expires", record.expires_at and format_when(record.expires_at, True)),
         ("superseded by", record.superseded_by),
+        ("valid until", record.valid_to and format_when(record.valid_to, True)),
     ]  # fmt: skip
     return [f"{name + ':':<15}{value}" for name, value in rows if value]
 
@@ -291,7 +311,10 @@ def delete(
 ) -> None:
     """Delete one memory by ID, or with --all every memory and message of a scope.
 
-    Asks first unless --yes. The audit history of deleted memories is kept.
+    Asks first unless --yes. Everything derived goes too (with --all: memories elsewhere
+    citing only the scope's messages, entity rows, term counts, pending jobs). The
+    history of a deleted memory keeps when it changed and by whom, not what it said.
+    Run `remem compact` afterwards to clear the file's free space.
 
     \b
     Examples:
@@ -456,10 +479,13 @@ def _describe_stats(result: Stats) -> list[str]:
         ("events", result.events), ("users", result.users), ("sessions", result.sessions),
         ("embedder", result.embedder or "-"), ("schema", result.schema_version),
     ]  # fmt: skip
+    if result.jobs:  # the background job backlog, failures included
+        rows.append(("jobs", ", ".join(f"{k} {n}" for k, n in sorted(result.jobs.items()))))
     return [f"{name + ':':<10}{value}" for name, value in rows]
 
 
 main.add_command(add)
+main.add_command(ask)
 main.add_command(bench)
 main.add_command(serve)
 main.add_command(keys)
@@ -467,3 +493,6 @@ main.add_command(import_mem0_command)
 main.add_command(mcp)
 main.add_command(postgres)
 main.add_command(forget)
+main.add_command(worker)
+main.add_command(jobs)
+main.add_command(compact_command)

@@ -154,7 +154,8 @@ class Memory:
         return {"message": "Memory updated successfully!"}
 
     def delete(self, memory_id: str) -> dict[str, Any]:
-        """Delete one memory (``NotFoundError`` if unknown); its history is kept."""
+        """Delete one memory (``NotFoundError`` if unknown); its history keeps the events,
+        without their content."""
         self.remem.delete(self._require(memory_id).id)
         return {"message": "Memory deleted successfully!"}
 

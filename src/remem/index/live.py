@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from remem.annotations import TimeLink, keyword_terms, query_terms, stem, time_links, words
+from remem.formation.derived import DERIVED_KINDS
 from remem.index import bm25
 from remem.index.arrays import NO_ROWS, NO_SCORES, Column, Floats, Kept, Rows, sum_by_row, top
 from remem.index.rules import entity_rows
@@ -65,6 +66,8 @@ class LiveScope:
         self._kind = Column(np.int8)
         self._when, self._expiry = Column("datetime64[us]"), Column("datetime64[us]")
         self._expiring = 0  # rows ever added with an expiry time
+        # when each row's memory was current (``IndexRow.valid_from``/``valid_to``): as_of
+        self._start, self._end = Column("datetime64[us]"), Column("datetime64[us]")
         self._said = Column("datetime64[D]")
         # what ranking by retention reads (``retention_columns``); recalls change the last
         # two in place (``apply``: ``Changes.accessed``)
@@ -99,6 +102,12 @@ class LiveScope:
         self._periods_of: dict[int, list[int]] = {}
         self.slots: dict[tuple[str, int], int] = {}  # (session, position) -> turn row
         self._adjacent = Column(np.int64, 2)  # per row: the turn rows before and after
+        # turn rows by the message they hold (user, agent, message id), and the messages
+        # each derived memory cites (the same keys)
+        self._turn_of: dict[tuple[str, str, str], int] = {}
+        self._holds: dict[int, list[tuple[str, str, str]]] = {}  # turn row -> its keys
+        self.cites: dict[int, list[tuple[str, str, str]]] = {}  # derived row -> cited keys
+        self._conversation = Column(np.int64)  # per row (``conversation_codes``)
         self.memo: dict[str, Any] = {}
         self._records: OrderedDict[int, MemoryRecord] = OrderedDict()
         self._matches: Kept[tuple[str, ...], tuple[Rows, Floats]] = Kept()
@@ -157,6 +166,8 @@ class LiveScope:
         said = row.occurred_at
         self._said.append(np.datetime64(said.date(), "D") if said else np.datetime64("NaT"))
         self._expiry.append(_when(row.expires_at) if row.expires_at is not None else _FAR)
+        self._start.append(_when(row.valid_from or row.created_at))
+        self._end.append(_when(row.valid_to) if row.valid_to is not None else _FAR)
         self._importance.append(row.importance)
         self._pinned.append(row.pinned)
         self._strength.append(row.strength)
@@ -171,6 +182,7 @@ class LiveScope:
                 self._take_slot(r, key, row.position)
         self._link_entities(r, row)
         self._link_periods(r, time_links(row.attributes))
+        self._link_sources(r, row)
 
     def _kill(self, memory_id: str) -> None:
         r = self.row_of.pop(memory_id, None)
@@ -192,6 +204,7 @@ class LiveScope:
             for side, other in enumerate(adjacent[r].tolist()):
                 if other >= 0 and adjacent[other, 1 - side] == r:
                     adjacent[other, 1 - side] = -1
+        self._unlink_sources(r)
         for edge in self._edges_of.pop(r, ()):
             self._edge_alive.data[edge] = False
         self.mentions_by_row.pop(r, None)
@@ -276,6 +289,29 @@ class LiveScope:
             ends.append(np.datetime64(link.end, "D"))
             self._period_alive.append(True)
 
+    def _link_sources(self, r: int, row: IndexRow) -> None:
+        """A turn is found by the message it holds; a derived memory keeps what it cites
+        (resolved when searched, so a turn written later or rewritten is still found)."""
+        keys = [(row.user_id, row.agent_id, m) for m in dict.fromkeys(row.source_ids)]
+        if row.kind == "turn" and keys:
+            self._holds[r] = keys
+            for key in keys:
+                self._turn_of[key] = r
+        elif row.kind in DERIVED_KINDS and keys:
+            self.cites[r] = keys
+        code = int(self._session_code.data[r])
+        if row.kind in DERIVED_KINDS:
+            turns = [t for key in keys if (t := self._turn_of.get(key)) is not None]
+            code = int(self._session_code.data[turns[0]]) if turns else code
+            code = -1 if not turns and not row.session_id else code
+        self._conversation.append(code)
+
+    def _unlink_sources(self, r: int) -> None:
+        self.cites.pop(r, None)
+        for key in self._holds.pop(r, ()):
+            if self._turn_of.get(key) == r:
+                del self._turn_of[key]
+
     def _link_entities(self, r: int, row: IndexRow) -> None:
         links = []
         for link in entity_rows(row.attributes):
@@ -322,6 +358,10 @@ class LiveScope:
     def alive(self, row: int) -> bool:
         """Whether a row is a memory's current state (not deleted or replaced)."""
         return bool(self._alive.data[row])
+
+    def text(self, row: int) -> str:
+        """A row's memory text (as shown, not the index text)."""
+        return self._texts[row][0]
 
     @property
     def mentions(self) -> list[tuple[int, int, float]]:
@@ -370,20 +410,24 @@ class LiveScope:
         """Rows the filter admits (kinds, time bounds, metadata, ids, current, expiry). The
         part that does not move with the clock is kept until the index changes."""
         key = "mask:" + repr((flt.current_only, flt.kinds, flt.since, flt.until, flt.ids,
-                              sorted(flt.metadata.items())))  # fmt: skip
+                              sorted(flt.metadata.items()), flt.as_of))  # fmt: skip
         fixed = self._masks.get(key)
         if fixed is None:
             fixed = self._fixed_mask(flt)
             fixed.flags.writeable = False  # shared by every search until the index changes
             self._masks.put(key, fixed, fixed.size, MASKS_KEPT * max(len(self.ids), 1))
-        if not (flt.current_only and self._expiring):
+        if not (flt.current_only and flt.as_of is None and self._expiring):
             return fixed
         out: Mask = fixed & (self._expiry.view() > np.datetime64(now, "us"))
         return out
 
     def _fixed_mask(self, flt: MemoryFilter) -> Mask:
         out: Mask = self._alive.view().copy()
-        if flt.current_only:
+        if flt.as_of is not None:  # current then, not now
+            at = np.datetime64(flt.as_of, "us")
+            out &= (self._start.view() <= at) & (self._end.view() > at)
+            out &= self._expiry.view() > at
+        elif flt.current_only:
             out &= self._current.view()
         if flt.kinds:
             codes = [MEMORY_KINDS.index(k) for k in flt.kinds if k in MEMORY_KINDS]
@@ -521,6 +565,17 @@ class LiveScope:
             hit = self.memo[key] = (codes, scores)
         return hit
 
+    def kind_codes(self) -> npt.NDArray[np.int8]:
+        """Each row's kind as its index in ``MEMORY_KINDS`` (-1: unknown)."""
+        return self._kind.view()
+
+    def conversation_codes(self) -> Rows:
+        """Each row's conversation as a session code, for the steps that group by one: a
+        turn's own session; a derived memory's first cited turn's (as indexed when it was
+        written), else its own session, else -1 (unknown) when written outside any
+        session: facts gathered from many sessions are not one conversation."""
+        return self._conversation.view()
+
     def session_codes(self) -> Rows:
         """Each row's session as a small integer (``session_keys`` names them)."""
         return self._session_code.view()
@@ -531,6 +586,19 @@ class LiveScope:
         source = np.repeat(np.arange(rows.size, dtype=np.int64), 2)
         keep = adjacent >= 0
         return source[keep], adjacent[keep]
+
+    def cited_rows(self, rows: Rows) -> tuple[Rows, Rows]:
+        """Pairs (i, row): ``row`` is a live turn holding a message that the derived
+        memory ``rows[i]`` cites, in citation order."""
+        source: list[int] = []
+        cited: list[int] = []
+        for i, r in enumerate(rows.tolist()):
+            for key in self.cites.get(r, ()):
+                turn = self._turn_of.get(key)
+                if turn is not None:
+                    source.append(i)
+                    cited.append(turn)
+        return np.array(source, dtype=np.int64), np.array(cited, dtype=np.int64)
 
     def retention_columns(self) -> tuple[Floats, Mask, Floats, npt.NDArray[Any]]:
         """Per row: importance, pinned, strength (days) and when its forgetting curve

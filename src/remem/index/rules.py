@@ -29,8 +29,8 @@ def term_deltas(kind: str, text: str, sign: int) -> list[tuple[str, int]]:
 
 
 def entity_rows(attributes: Mapping[str, Any]) -> list[EntityLink]:
-    """The entity-table rows a memory needs (created when missing, never removed: other
-    memories of the scope may name them)."""
+    """The entity-table rows a memory needs (each row counts the memories of its scope
+    naming it, and goes when none is left)."""
     return entity_links(attributes)
 
 

@@ -2,8 +2,9 @@
 
 Each step is a named function that reads the current ranking and adds to it, recording
 what it added (``Ranking.steps``; ``Ranking.parts`` per hit) for ``explain``; a recipe
-field at 0 switches a step off. ``PIPELINE`` gives the order: the steps that gather evidence
-(multi-hop, graph, neighbours, sessions) run before the question-type steps (time,
+field at 0 switches a step off. ``PIPELINE`` gives the order: derived memories are weighed
+first; the steps that gather evidence (multi-hop, graph, the turns derived memories cite,
+neighbours, sessions) run before the question-type steps (time,
 temporal intent, list diversity), which work relative to the gathered scores; retention
 then scales each score by what the memory's forgetting curve, pin and importance say;
 the optional reranker runs last.
@@ -72,6 +73,19 @@ def first_stage(run: Run, channels: Channels) -> Ranking:
         ranking.found[name] = found[0]
     run.timed("fusion", started)
     return ranking
+
+
+def derived_step(run: Run, ranking: Ranking) -> None:
+    """Derived memories (facts, events, profile entries, procedures) gain a share of
+    their own score before the other steps use the ranking: one written to be found,
+    matching the question, outweighs a chat line matching it as well."""
+    if run.recipe.derived <= 0:
+        return
+    derived = scope.derived(run.index)  # kept until the index changes
+    if not derived.any():
+        return
+    rows = np.flatnonzero(ranking.member & derived)
+    ranking.add("derived", rows, run.recipe.derived * ranking.scores[rows])
 
 
 def multihop_step(run: Run, ranking: Ranking) -> None:
@@ -166,6 +180,19 @@ def _entity_seeds(index: LiveScope, analysis: QueryAnalysis) -> dict[int, float]
     return found
 
 
+def cites_step(run: Run, ranking: Ranking) -> None:
+    """Derived memories lift the turns they cite (which join the candidates): the fact
+    "Ana moved to Porto" found, the turn where she said so ranks with it. Only turns the
+    filter admits are lifted, so a search of facts alone stays facts."""
+    if run.recipe.cites <= 0 or not run.index.cites:
+        return
+    pool, scores = ranking.best(run.recipe.candidates)
+    source, cited = run.index.cited_rows(pool)
+    keep = run.mask[cited]
+    pairs = (source[keep], cited[keep])
+    ranking.add("cites", *steps.cite_support(scores, pairs, run.recipe.cites))
+
+
 def neighbour_step(run: Run, ranking: Ranking) -> None:
     """Adjacent turns support each other (and join the candidates)."""
     if run.recipe.neighbours <= 0:
@@ -181,7 +208,7 @@ def session_step(run: Run, ranking: Ranking) -> None:
     if recipe.session <= 0:
         return
     pool, scores = ranking.best(recipe.candidates)
-    sessions = run.index.session_codes()[pool]
+    sessions = run.index.conversation_codes()[pool]
     ranking.add("session", pool, steps.session_support(scores, sessions, recipe.session,
                                                        recipe.session_top))  # fmt: skip
 
@@ -198,7 +225,8 @@ def sessions_step(run: Run, ranking: Ranking) -> None:
     by_session = np.zeros(len(index.session_keys))
     by_session[codes] = found
     pool, scores = ranking.best(recipe.candidates)
-    matched = by_session[index.session_codes()[pool]]
+    codes = index.conversation_codes()[pool]
+    matched = np.where(codes >= 0, by_session[codes], 0.0)
     deltas = steps.spread_to_sessions(scores, matched, float(by_session.max()), recipe.sessions)
     ranking.add("sessions", pool, deltas)
 
@@ -266,7 +294,7 @@ def diversify_step(run: Run, ranking: Ranking) -> None:
     if run.recipe.diversify <= 0:
         return
     rows, scores = ranking.best(int(ranking.member.sum()))
-    sessions = run.index.session_codes()[rows]
+    sessions = run.index.conversation_codes()[rows]
     ranking.add("diversify", rows, steps.diversify(scores, sessions, run.recipe.diversify))
 
 
@@ -302,8 +330,10 @@ def rerank_step(run: Run, ranking: Ranking) -> None:
 
 
 PIPELINE: tuple[tuple[str, Callable[[Run, Ranking], None]], ...] = (
+    ("derived", derived_step),
     ("multihop", multihop_step),
     ("graph", graph_step),
+    ("cites", cites_step),
     ("neighbours", neighbour_step),
     ("session", session_step),
     ("sessions", sessions_step),

@@ -30,6 +30,9 @@ class Recipe:
       ``multihop_seeds`` best hits that the question does not name, weighted this much.
     - ``graph``: personalized PageRank over the memory-entity graph, seeded by the
       question's entities and the ``graph_seeds`` best hits, weighted this much.
+    - ``cites``: each derived memory (fact, event, profile entry, procedure) among the
+      ``candidates`` best passes this share of its score to the turns it cites, which join
+      the candidates if missing: a hit on a fact counts through the turns it came from.
     - ``neighbours``: each turn passes this share of its score to the adjacent turns
       (which join the candidates if missing): evidence is often a question and its answer.
     - ``session``: a turn gains this share of its conversation's strength (its
@@ -38,6 +41,9 @@ class Recipe:
       over the session's turns as one document (relative to the best session's).
     - ``diversify``: for list and count questions, each further hit from a session already
       ranked loses this share, so the answer's parts from several sessions surface.
+    - ``derived``: derived memories (facts, events, profile entries, procedures) gain this
+      share of their first-stage score, before every other step: a distilled statement
+      that matches says more than a chat line that does.
     - ``retention``: each candidate's score is weighed by its retention, pinning and
       importance (``steps.retention_weights``): times ``1 - w + w * R * (0.5 +
       importance)``, ``R`` the forgetting curve of ``remem.evolution.retention`` (1 when
@@ -59,11 +65,13 @@ class Recipe:
     graph: float = 0.0
     graph_seeds: int = 10
     graph_damping: float = 0.5
+    cites: float = 0.0
     neighbours: float = 0.0
     session: float = 0.0
     session_top: int = 3
     sessions: float = 0.0
     diversify: float = 0.0
+    derived: float = 0.0
     retention: float = 0.0
     rerank: str | None = None
     rerank_depth: int = 30
@@ -104,8 +112,8 @@ class Recipe:
 
 
 CHANNELS = ("bm25", "dense")
-MECHANISMS = (*CHANNELS, "time", "temporal", "multihop", "graph", "neighbours", "session",
-              "sessions", "diversify", "retention", "rerank")  # fmt: skip
+MECHANISMS = (*CHANNELS, "time", "temporal", "multihop", "graph", "cites", "neighbours",
+              "session", "sessions", "diversify", "derived", "retention", "rerank")  # fmt: skip
 
 
 def _value(recipe: Recipe, mechanism: str) -> bool:
@@ -122,8 +130,10 @@ DEFAULT = Recipe(
     session=0.5,
     sessions=0.5,
     diversify=0.15,
+    derived=0.2,
     description="BM25 + dense, time window, temporal intent, multi-hop round, "
-    "neighbour turns, session boost, whole-session BM25, session diversity for lists",
+    "neighbour turns, session boost, whole-session BM25, session diversity for lists, "
+    "derived memories (facts, events, profile entries) weighed above turns",
 )
 RECIPES: dict[str, Recipe] = {
     r.name: r
@@ -145,6 +155,14 @@ RECIPES: dict[str, Recipe] = {
             "curve, reinforced on recall; pinned never decay) and importance: for long-lived "
             "agents whose stale, never-recalled memories should give way to pinned, "
             "important and recently recalled ones",
+        ),
+        replace(
+            DEFAULT,
+            name="cited-turns",
+            cites=0.3,
+            description="default, and each derived memory found lifts the turns it cites "
+            "into the hits: the verbatim lines behind a fact or event beside it (for a "
+            "context an LLM should quote from)",
         ),
         replace(
             DEFAULT,

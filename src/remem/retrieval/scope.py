@@ -6,8 +6,22 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from remem.formation.derived import DERIVED_KINDS
 from remem.index.live import LiveScope
+from remem.models import MEMORY_KINDS
 from remem.retrieval.graph import Graph, graph_from_edges
+
+_DERIVED_CODES = [MEMORY_KINDS.index(kind) for kind in DERIVED_KINDS]
+
+
+def derived(index: LiveScope) -> npt.NDArray[np.bool_]:
+    """Per row, whether it is a derived memory (fact, event, profile entry, procedure)."""
+
+    def build(ix: LiveScope) -> npt.NDArray[np.bool_]:
+        out: npt.NDArray[np.bool_] = np.isin(ix.kind_codes(), _DERIVED_CODES)
+        return out
+
+    return index.memo_get("derived", build)
 
 
 def specificity(index: LiveScope) -> npt.NDArray[np.float64]:

@@ -46,6 +46,19 @@ def neighbour_support(
     return rows, deltas.astype(np.float64)
 
 
+def cite_support(scores: Floats, pairs: tuple[Rows, Rows], weight: float) -> tuple[Rows, Floats]:
+    """Each pool memory passes ``weight`` times its score to the turns it cites: ``pairs``
+    are (pool index, cited row); a turn cited by several gains the best share, not their
+    sum (one strong fact outweighs many weak ones). Returns each cited row once."""
+    source, cited = pairs
+    if weight <= 0 or cited.size == 0:
+        return _NO_ROWS, _NO_FLOATS
+    rows, where = np.unique(cited, return_inverse=True)
+    deltas = np.zeros(rows.size)
+    np.maximum.at(deltas, where, weight * scores[source])
+    return rows, deltas
+
+
 def session_support(scores: Floats, sessions: Rows, weight: float, top: int = 3) -> Floats:
     """Each pool memory gains ``weight`` times its conversation's strength (the sum of its
     ``top`` best scores in the pool) relative to the strongest conversation's, times the

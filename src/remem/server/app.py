@@ -161,7 +161,7 @@ async def _internal_error(_request: Request, exc: Exception) -> JSONResponse:
 def create_app(memory: Memory, config: ServerConfig | None = None) -> FastAPI:
     """The REST application over ``memory`` (its store's keys decide who gets in)."""
     from remem.compat.mem0_routes import mem0_router
-    from remem.server.routes import router
+    from remem.server.routes import ask_router, no_ask_router, router
     from remem.server.ui import router as ui_router
 
     config = config or ServerConfig()
@@ -180,6 +180,8 @@ def create_app(memory: Memory, config: ServerConfig | None = None) -> FastAPI:
         BodyLimit, default=config.max_body_bytes, larger={"/v1/import": config.max_import_bytes}
     )
     app.include_router(router)
+    # POST /v1/ask is served (and documented) only where an LLM can answer it
+    app.include_router(ask_router if memory.llm is not None else no_ask_router)
     app.include_router(mem0_router(tenant_memory), prefix="/mem0")
     app.include_router(ui_router)
     return app

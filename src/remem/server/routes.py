@@ -19,6 +19,7 @@ from starlette.background import BackgroundTask
 from remem import __version__
 from remem.api import (
     AddRequest,
+    AskRequest,
     ContextRequest,
     KeyRequest,
     ListRequest,
@@ -27,7 +28,7 @@ from remem.api import (
     to_plain,
 )
 from remem.engine import Memory
-from remem.errors import InvalidInputError, RememError
+from remem.errors import InvalidInputError, NotFoundError, RememError
 from remem.keys import KeyRing
 from remem.models import ApiKey
 from remem.server.app import admin_key, served, tenant_memory
@@ -69,6 +70,29 @@ def context(body: ContextRequest, memory: Tenant) -> Plain:
     return result
 
 
+# served only when the memory has an LLM (``create_app``): without one the route does
+# not exist, and the OpenAPI document says what this server can do
+ask_router = APIRouter(prefix="/v1")
+no_ask_router = APIRouter(prefix="/v1")
+
+
+@no_ask_router.post("/ask", include_in_schema=False)
+def no_ask() -> Plain:
+    """Where no LLM is configured: a clear 404 instead of a bare one."""
+    raise NotFoundError(
+        "POST /v1/ask needs an LLM and this server has none: start remem serve with "
+        "REMEM_LLM_BASE_URL and REMEM_LLM_MODEL set (docs/llm.md)"
+    )
+
+
+@ask_router.post("/ask", tags=["memories"])
+def ask(body: AskRequest, memory: Tenant) -> Plain:
+    """An answer to ``question`` by the configured LLM from the memories that fit
+    ``budget_tokens``, citing the memories (and their source messages) it used."""
+    result: Plain = to_plain(body.run(memory))
+    return result
+
+
 def _metadata(value: str | None) -> dict[str, Any] | None:
     if value is None:
         return None
@@ -93,11 +117,14 @@ def list_memories(
     until: str | None = None,
     limit: int = 100,
     offset: int = 0,
+    as_of: Annotated[str | None, Query(description="memories current at this time")] = None,
+    mode: Annotated[str, Query(description="current, or history: every version")] = "current",
 ) -> Plain:
     """A page of memories, most recent first; ``next_offset`` is null on the last page."""
     request = ListRequest(
         user_id=user_id, agent_id=agent_id, session_id=session_id, kinds=kind,
         metadata=_metadata(metadata), since=since, until=until, limit=limit, offset=offset,
+        as_of=as_of, mode=mode,
     )  # fmt: skip
     result: Plain = to_plain(request.run(memory))
     return result
@@ -116,9 +143,9 @@ def delete_scope(
 
 
 @router.get("/memories/{memory_id}", tags=["memories"])
-def get(memory_id: str, memory: Tenant) -> Plain:
-    """One memory in full."""
-    result: Plain = to_plain(memory.get(memory_id))
+def get(memory_id: str, memory: Tenant, as_of: str | None = None) -> Plain:
+    """One memory in full (``as_of``: the version of its line current at that time)."""
+    result: Plain = to_plain(memory.get(memory_id, as_of=as_of))
     return result
 
 
@@ -131,7 +158,8 @@ def update(memory_id: str, body: UpdateRequest, memory: Tenant) -> Plain:
 
 @router.delete("/memories/{memory_id}", tags=["memories"])
 def delete(memory_id: str, memory: Tenant) -> Plain:
-    """Delete one memory (its source messages stay; its history keeps what it was)."""
+    """Delete one memory (its source messages stay; its history keeps when it changed,
+    not what it said)."""
     memory.delete(memory_id)
     return {"deleted": memory_id}
 

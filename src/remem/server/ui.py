@@ -55,7 +55,8 @@ MAX_FORM_FIELDS = 10
 NOTICES = {  # ?done=... after a redirect: fixed texts, so nothing user-given is echoed
     "pinned": "Pinned. The change is in the memory's history.",
     "unpinned": "Unpinned. The change is in the memory's history.",
-    "forgotten": "Forgotten: the memory is deleted (its history keeps what it was).",
+    "forgotten": "Forgotten: the memory is deleted (its history keeps when it changed, "
+    "not what it said).",
     "signed-in": "Signed in.",
 }
 SECURITY_HEADERS = {

@@ -13,7 +13,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from remem.models import ApiKey, MemoryEvent, MemoryRecord, Message, Scope, Stats
+from remem.models import (
+    ApiKey,
+    CompactReport,
+    Job,
+    MemoryEvent,
+    MemoryRecord,
+    Message,
+    Scope,
+    Stats,
+)
 
 # (strength in days, the previous recall or the storing, this recall) -> new strength:
 # the reinforcement rule ``Store.record_access`` applies (``remem.evolution.retention``)
@@ -28,7 +37,10 @@ class MemoryFilter:
     stored without that field (``user_id=""``: no user). ``metadata`` matches by equality
     on top-level keys (``None`` matches a stored null). ``since``/``until`` bound when a
     memory happened (``occurred_at``, else when it was recorded), inclusive.
-    ``current_only`` hides superseded, invalidated and expired memories.
+    ``current_only`` hides superseded, invalidated and expired memories. ``as_of``, when
+    set, admits instead the memories that were current at that time (valid from
+    ``valid_from``, else their storing, until ``valid_to``, their archiving or their
+    expiry: ``remem.evolution.history``), whatever ``current_only`` says.
     """
 
     namespace: str = "default"
@@ -41,6 +53,7 @@ class MemoryFilter:
     until: datetime | None = None
     ids: tuple[str, ...] = ()
     current_only: bool = True
+    as_of: datetime | None = None
 
     @property
     def scope_key(self) -> ScopeKey:
@@ -71,7 +84,8 @@ class NewMemory:
 class Retire:
     """An existing current memory a write ends (consolidation's UPDATE, MERGE or
     INVALIDATE): its ``valid_to`` becomes ``at`` and ``superseded_by`` the batch's memory
-    that replaces it (``None``: invalidated, nothing replaces it), logged as ``action``
+    that replaces it (``None``: invalidated, nothing replaces it, and ``expired_at``
+    becomes the commit time, so it is no longer current either), logged as ``action``
     with ``reason``. It stays stored, readable with ``as_of`` and in history mode. A
     memory that is no longer current when the batch commits fails the whole batch with
     ``ConflictError`` (another writer got there first; the caller retries)."""
@@ -81,28 +95,51 @@ class Retire:
     at: datetime
     action: str = "SUPERSEDE"
     reason: str = ""
+    namespace: str = "default"
+
+
+@dataclass(frozen=True)
+class Note:
+    """An event about an existing memory that changes nothing in it (consolidation's
+    NOOP: a candidate restated it), logged as ``action`` with ``reason``. The memory must
+    be current when the batch commits (or be written by the batch), else the batch fails
+    with ``ConflictError``."""
+
+    memory_id: str
+    action: str
+    reason: str
+    namespace: str = "default"
 
 
 @dataclass(frozen=True)
 class NewJob:
     """A background job to enqueue with the batch, atomically with the messages it
-    names (``kind`` names its handler; ``payload`` is plain JSON)."""
+    names (``kind`` names its handler; ``payload`` is plain JSON).
+
+    ``batch_size`` above 0 coalesces: if a job of the same kind, exact scope and payload
+    is still pending, never run and unclaimed, and has room for these ids (at most
+    ``batch_size`` in all), they are appended to it instead, so messages added one at a
+    time are derived in batches (one LLM call each). ``Store.job_of`` finds where
+    they went."""
 
     id: str
     kind: str
     scope: Scope
     message_ids: tuple[str, ...]
     payload: Mapping[str, Any] = field(default_factory=dict)
+    batch_size: int = 0
 
 
 @dataclass(frozen=True)
 class JobClaim:
     """A worker's hold on a job. A batch carrying it commits only while the claim still
     holds (the job was not reclaimed after its lease ran out) and marks the job done in
-    the same transaction, so a job's results are written exactly once."""
+    the same transaction, so a job's results are written exactly once. ``result``: what
+    the run did (counts, LLM calls, tokens, seconds), kept on the done job."""
 
     job_id: str
     token: str
+    result: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -113,7 +150,12 @@ class WriteBatch:
     supersedes every other current memory of its kind in exactly its scope, inside the
     same transaction, so concurrent writers never leave two current ones.
     ``retire``: existing memories this batch ends (see ``Retire``); ``jobs``: jobs to
-    enqueue; ``complete``: the job whose results these are (see ``JobClaim``).
+    enqueue; ``complete``: the job whose results these are (see ``JobClaim``);
+    ``notes``: events about memories the batch does not change (see ``Note``). A new
+    memory whose attributes carry a ``text_hash`` (consolidation's normalised-text hash)
+    fails the batch with ``ConflictError`` if a current derived memory of its user/agent
+    not retired by the batch already carries the same one: two writers consolidating
+    the same fact at once leave one copy.
     """
 
     messages: tuple[Message, ...] = ()
@@ -124,6 +166,7 @@ class WriteBatch:
     retire: tuple[Retire, ...] = ()
     jobs: tuple[NewJob, ...] = ()
     complete: JobClaim | None = None
+    notes: tuple[Note, ...] = ()
 
 
 class _Keep(Enum):
@@ -187,6 +230,11 @@ class IndexRow:
     pinned: bool = False
     strength: float = 1.0
     last_accessed_at: datetime | None = None
+    source_ids: tuple[str, ...] = ()  # the messages it cites (retrieval lifts their turns)
+    # the period it was current in: from ``valid_from`` (else its storing) until
+    # ``valid_to``, its archiving or its superseding (``None``: not ended)
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -290,11 +338,23 @@ class Store(ABC):
 
     @abstractmethod
     def delete_memory(self, namespace: str, memory_id: str, actor: str, reason: str) -> None:
-        """Delete one memory, logging a DELETE event."""
+        """Delete one memory and what was derived from it (its vector, term counts,
+        entity rows nothing else names, its events' content), logging a DELETE event
+        without content (``remem.stores.deletion``); its source messages stay."""
 
     @abstractmethod
     def delete_scope(self, flt: MemoryFilter, actor: str) -> tuple[int, int]:
-        """Delete memories and messages in a scope; returns (memories, messages) deleted."""
+        """Delete a scope's messages and memories, with the memories elsewhere that cite
+        only its messages (those citing others too lose the deleted ids from
+        ``source_ids``), and what was derived from all of them, as ``delete_memory``
+        does; returns (memories, messages) deleted."""
+
+    @abstractmethod
+    def compact(self, full: bool = False) -> CompactReport:
+        """Clear what earlier deletions left behind and give freed space back so deleted
+        content is no longer in the store's files (SQLite: WAL emptied, file rebuilt by
+        VACUUM; PostgreSQL: VACUUM of remem's tables, ``full``: VACUUM FULL, rewriting
+        them). Whole-store maintenance: every namespace."""
 
     @abstractmethod
     def events(self, namespace: str, memory_id: str) -> list[MemoryEvent]:
@@ -359,3 +419,54 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release connections."""
+
+    # -- the job queue (``WriteBatch.jobs`` enqueues, ``WriteBatch.complete`` finishes) --
+
+    @abstractmethod
+    def claim_job(
+        self,
+        namespace: str | None,
+        worker: str,
+        lease_seconds: float,
+        kinds: Sequence[str] = (),
+    ) -> Job | None:
+        """Atomically take the oldest runnable job of ``namespace`` (``None``: any) and
+        of ``kinds`` (empty: any): one pending whose ``run_after`` has passed, or one
+        running whose lease ran out (its worker died or stalled). It becomes running
+        under a fresh token, held by ``worker`` for ``lease_seconds``, ``attempts`` + 1.
+        Two workers never get the same claim; ``None`` when nothing is runnable."""
+
+    @abstractmethod
+    def claim_job_by_id(
+        self, namespace: str, job_id: str, worker: str, lease_seconds: float
+    ) -> Job | None:
+        """Claim one job as ``claim_job`` would, whatever its ``run_after`` (the caller
+        wants it now: ``add(wait=True)``); ``None`` if it is done, failed, unknown, or
+        running under a lease that still holds."""
+
+    @abstractmethod
+    def fail_job(
+        self, claim: JobClaim, reason: str, retry_after_seconds: float | None
+    ) -> Job | None:
+        """Record a failed run: the job goes back to pending, runnable after
+        ``retry_after_seconds`` (``None``: it becomes failed, for good until
+        ``retry_job``), ``error`` the reason. ``None`` (and nothing changes) if the claim
+        no longer holds: another worker took the job over and its run decides."""
+
+    @abstractmethod
+    def retry_job(self, namespace: str, job_id: str) -> Job:
+        """Make a failed job pending again, runnable now, attempts back to 0
+        (``NotFoundError`` if unknown, ``InvalidInputError`` if it is not failed)."""
+
+    @abstractmethod
+    def get_job(self, namespace: str, job_id: str) -> Job | None:
+        """One job by id, or ``None``."""
+
+    @abstractmethod
+    def jobs(self, namespace: str, status: str | None = None, limit: int = 100) -> list[Job]:
+        """Jobs of a namespace (of one status), newest first."""
+
+    @abstractmethod
+    def job_of(self, namespace: str, kind: str, scope: Scope, message_id: str) -> Job | None:
+        """The newest job of ``kind`` and exactly ``scope`` that holds ``message_id``
+        (where a coalesced ``NewJob`` went)."""

@@ -174,6 +174,40 @@ def recalled(
     return strength, count, last
 
 
+def lifetime(
+    created_at: datetime,
+    updated_at: datetime,
+    valid_from: datetime | None,
+    valid_to: datetime | None,
+    expired_at: datetime | None,
+    superseded_by: str | None,
+) -> tuple[datetime, datetime | None]:
+    """When a memory was current: from ``valid_from`` (else its storing) until the first of
+    ``valid_to`` and ``expired_at`` (archived, invalidated), ``None`` if it has not ended.
+    A memory superseded without a ``valid_to`` (a session summary) ended when it was
+    superseded (its ``updated_at``). ``as_of_sql`` is the same rule in SQL."""
+    ends = [t for t in (valid_to, expired_at) if t is not None]
+    if superseded_by is not None and valid_to is None:
+        ends.append(updated_at)
+    return valid_from or created_at, min(ends) if ends else None
+
+
+def as_of_sql(alias: str, mark: str, at: Any) -> tuple[str, list[Any]]:
+    """A WHERE clause (and its parameters) admitting the memories current at ``at`` (see
+    ``lifetime``) and not yet past their ``expires_at`` then; ``mark`` is the driver's
+    parameter mark, ``at`` the time as the driver takes it."""
+    a = alias
+    clause = (
+        f"coalesce({a}.valid_from, {a}.created_at) <= {mark} "
+        f"AND ({a}.valid_to IS NULL OR {a}.valid_to > {mark}) "
+        f"AND ({a}.expired_at IS NULL OR {a}.expired_at > {mark}) "
+        f"AND ({a}.superseded_by IS NULL OR {a}.valid_to IS NOT NULL "
+        f"OR {a}.updated_at > {mark}) "
+        f"AND ({a}.expires_at IS NULL OR {a}.expires_at > {mark})"
+    )
+    return clause, [at] * 5
+
+
 def archivable(stored: MemoryRecord, seen: MemoryRecord) -> bool:
     """Whether ``archive_memories`` may archive ``stored``, decided about as ``seen``: it is
     current, not pinned, and neither updated nor recalled since."""

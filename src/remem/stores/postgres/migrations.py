@@ -175,9 +175,72 @@ def _access_revisions(conn: Connection) -> None:
     )
 
 
+def _jobs(conn: Connection) -> None:
+    """The persistent job queue (the SQLite store's migration 8): background work
+    enqueued with the messages it names, claimed by one worker at a time under a lease
+    (``FOR UPDATE SKIP LOCKED``), retried with backoff, kept with its result or the
+    reason it failed."""
+    conn.execute(
+        """
+        CREATE TABLE jobs (
+            pk bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            id text NOT NULL UNIQUE,
+            namespace text NOT NULL,
+            kind text NOT NULL,
+            user_id text NOT NULL DEFAULT '',
+            agent_id text NOT NULL DEFAULT '',
+            session_id text NOT NULL DEFAULT '',
+            message_ids jsonb NOT NULL DEFAULT '[]',
+            payload jsonb NOT NULL DEFAULT '{}',
+            status text NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'running', 'done', 'failed')),
+            attempts integer NOT NULL DEFAULT 0,
+            error text,
+            token text,
+            worker text,
+            lease_until timestamptz,
+            run_after timestamptz NOT NULL,
+            result jsonb NOT NULL DEFAULT '{}',
+            created_at timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL
+        );
+        CREATE INDEX jobs_runnable ON jobs (status, namespace, pk)
+            WHERE status IN ('pending', 'running');
+        CREATE INDEX jobs_namespace ON jobs (namespace, status, pk);
+        CREATE INDEX jobs_scope ON jobs (namespace, user_id, agent_id, session_id, kind);
+        """
+    )
+
+
+def _entity_refs(conn: Connection) -> None:
+    """Entity rows count the memories of their user/agent that name them (``refs``: names
+    under ``attributes.entities``, key phrases under ``attributes.keyphrases``, one per
+    key and memory), so deleting a memory drops the rows nothing names any more without a
+    scan. Rows nothing names now, and term counts at zero, are what deletions left before
+    this: they go (they may hold the words of deleted memories)."""
+    named = " UNION ".join(
+        f"SELECT m.pk, m.namespace, m.user_id, m.agent_id, e ->> 'key' AS key FROM memories m, "
+        f"jsonb_array_elements(CASE jsonb_typeof(m.attributes -> '{field}') WHEN 'array' "
+        f"THEN m.attributes -> '{field}' ELSE '[]'::jsonb END) e WHERE jsonb_typeof(e) = "
+        "'object' AND jsonb_typeof(e -> 'key') = 'string' AND e ->> 'key' <> ''"
+        for field in ("entities", "keyphrases")
+    )
+    conn.execute("ALTER TABLE entities ADD COLUMN refs bigint NOT NULL DEFAULT 0")
+    conn.execute(
+        f"WITH named AS ({named}), counted AS (SELECT namespace, user_id, agent_id, key, "
+        "count(*) AS refs FROM named GROUP BY namespace, user_id, agent_id, key) "
+        "UPDATE entities x SET refs = c.refs FROM counted c WHERE c.namespace = x.namespace "
+        "AND c.user_id = x.user_id AND c.agent_id = x.agent_id AND c.key = x.key"
+    )
+    conn.execute("DELETE FROM entities WHERE refs = 0")
+    conn.execute("DELETE FROM term_counts WHERE docs <= 0")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "create_tables", _create_tables),
     (2, "memory_access_revisions", _access_revisions),
+    (3, "job_queue", _jobs),
+    (4, "entity_reference_counts", _entity_refs),
 )
 
 

@@ -14,13 +14,14 @@ from psycopg.types.json import Jsonb
 
 from remem.models import ApiKey, MemoryEvent, MemoryRecord, Message, Scope
 from remem.stores.base import AccessRow, IndexRow, MemoryFilter, ScopeKey
-from remem.stores.common import check_filter_key
+from remem.stores.common import as_of_sql, check_filter_key, lifetime
 
 Row = Mapping[str, Any]
 INDEX_COLUMNS = (
     "id, kind, user_id, agent_id, session_id, position, occurred_at, created_at, expires_at, "
     "superseded_by, expired_at, metadata, attributes, text, index_text, embedding, "
-    "importance, pinned, strength, last_accessed_at"
+    "importance, pinned, strength, last_accessed_at, source_ids, valid_from, valid_to, "
+    "updated_at"
 )
 ACCESS_COLUMNS = "id, strength, access_count, last_accessed_at"
 KEY_COLUMNS = "id, tenant, name, admin, created_at, revoked_at"
@@ -94,6 +95,8 @@ def event_from_row(row: Row) -> MemoryEvent:
 
 def index_row(row: Row) -> IndexRow:
     """What a scope index keeps of a row selected with ``INDEX_COLUMNS``."""
+    start, end = lifetime(row["created_at"], row["updated_at"], row["valid_from"],
+                          row["valid_to"], row["expired_at"], row["superseded_by"])  # fmt: skip
     return IndexRow(
         id=row["id"], kind=row["kind"], user_id=row["user_id"], agent_id=row["agent_id"],
         session_id=row["session_id"], position=row["position"],
@@ -103,7 +106,8 @@ def index_row(row: Row) -> IndexRow:
         metadata=row["metadata"], attributes=row["attributes"], text=row["text"],
         index_text=row["index_text"], vector=row["embedding"],
         importance=row["importance"], pinned=row["pinned"], strength=row["strength"],
-        last_accessed_at=row["last_accessed_at"],
+        last_accessed_at=row["last_accessed_at"], source_ids=tuple(row["source_ids"]),
+        valid_from=start, valid_to=end,
     )  # fmt: skip
 
 
@@ -150,7 +154,11 @@ def filter_sql(
     if flt.until is not None:
         clauses.append(f"{when} <= %s")
         params.append(flt.until)
-    if flt.current_only:
+    if flt.as_of is not None:
+        clause, more = as_of_sql(alias, "%s", flt.as_of)
+        clauses.append(clause)
+        params.extend(more)
+    elif flt.current_only:
         clauses.append(f"{alias}.superseded_by IS NULL AND {alias}.expired_at IS NULL")
         if now is not None:
             clauses.append(f"({alias}.expires_at IS NULL OR {alias}.expires_at > %s)")

@@ -7,7 +7,6 @@ tombstones of deleted memories, so every process's indexes take in exactly what 
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
@@ -18,8 +17,15 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from remem.errors import ConfigError, ConflictError, StoreError
-from remem.index.rules import term_rows
-from remem.models import ApiKey, MemoryEvent, MemoryRecord, Message, Scope, Stats
+from remem.models import (
+    ApiKey,
+    CompactReport,
+    MemoryEvent,
+    MemoryRecord,
+    Message,
+    Scope,
+    Stats,
+)
 from remem.stores.base import (
     KEEP,
     Changes,
@@ -52,9 +58,11 @@ from remem.stores.common import (
     record_snapshot,
     unit,
 )
-from remem.stores.postgres import rows
+from remem.stores.deletion import linked
+from remem.stores.postgres import consolidation, deletion, rows
 from remem.stores.postgres.connection import Connection, Connections, shown_url
-from remem.stores.postgres.links import count_terms, link_memories
+from remem.stores.postgres.jobs import PostgresJobs, complete, delete_jobs, enqueue, job_counts
+from remem.stores.postgres.links import link_memories, unlink_memories
 from remem.stores.postgres.migrations import apply_migrations
 from remem.stores.postgres.portable import dump_rows, load_rows
 from remem.util import utcnow
@@ -67,7 +75,7 @@ def _fetch(conn: Connection, sql: str, params: Sequence[Any] = ()) -> list[dict[
     return conn.execute(sql, params, binary=True).fetchall()
 
 
-class PostgresStore(Store):
+class PostgresStore(PostgresJobs, Store):
     """A store in one PostgreSQL database with pgvector, shared by any number of
     processes: ``PostgresStore("postgresql://user:pass@host/db")``.
 
@@ -142,6 +150,8 @@ class PostgresStore(Store):
     def write(self, batch: WriteBatch) -> tuple[str, ...]:
         """Insert messages and memories in one transaction; skip already-stored messages."""
         with self._db.write() as (conn, revision):
+            if batch.complete is not None:
+                complete(conn, batch.complete)  # first: a lost claim writes nothing
             skipped = self._skip_existing(conn, batch.messages)
             positions = self._insert_messages(conn, batch.messages, skipped)
             fresh = fresh_memories(batch.memories, skipped)
@@ -153,6 +163,8 @@ class PostgresStore(Store):
             for record in written:
                 if record.kind in batch.singleton_kinds:
                     self._supersede_others(conn, record, revision, batch)
+            consolidation.apply(conn, batch, revision, self._log_all)
+            enqueue(conn, batch.jobs, skipped)
         return tuple(m.id for m in batch.messages if m.id in skipped)
 
     @staticmethod
@@ -256,7 +268,7 @@ class PostgresStore(Store):
                 [*sets.values(), namespace, memory_id],
             )
             if after.text != before.text or after.attributes != before.attributes:
-                count_terms(conn, term_rows(owner(before.scope), before.kind, before.text, -1))
+                unlink_memories(conn, linked([before]))  # its old names and words
                 link_memories(conn, [(owner(after.scope), after.kind, after.text,
                                       after.attributes)])  # fmt: skip
             self._log_all(conn, [(after, "UPDATE", before, after)], reason, actor)
@@ -336,52 +348,28 @@ class PostgresStore(Store):
                  for record, action, before, after in entries],
             )  # fmt: skip
 
-    def _remove_all(
-        self, conn: Connection, records: Sequence[MemoryRecord], revision: int, reason: str,
-        actor: str,
-    ) -> None:  # fmt: skip
-        """Delete memories of one namespace, leave tombstones for scope indexes, undo
-        their term counts."""
-        if not records:
-            return
-        self._log_all(conn, [(r, "DELETE", r, None) for r in records], reason, actor)
-        conn.execute(
-            "DELETE FROM memories WHERE namespace = %s AND id = ANY(%s)",
-            (records[0].scope.namespace, [r.id for r in records]),
-        )
-        with conn.cursor() as cursor:
-            cursor.executemany(
-                "INSERT INTO memory_tombstones (namespace, user_id, agent_id, session_id, id, "
-                "rev) VALUES (%s, %s, %s, %s, %s, %s)",
-                [(r.scope.namespace, r.scope.user_id or "", r.scope.agent_id or "",
-                  r.scope.session_id or "", r.id, revision) for r in records],
-            )  # fmt: skip
-        deltas: Counter[tuple[str, str, str, str]] = Counter()
-        for r in records:
-            for namespace, user, agent, term, delta in term_rows(owner(r.scope), r.kind,
-                                                                 r.text, -1):  # fmt: skip
-                deltas[(namespace, user, agent, term)] += delta
-        count_terms(conn, [(*key, delta) for key, delta in deltas.items()])
-
     def delete_memory(self, namespace: str, memory_id: str, actor: str, reason: str) -> None:
-        """Delete one memory; the audit log keeps what it was."""
+        """Delete one memory and what was derived from it; its history keeps what
+        happened, not what it said (``deletion``)."""
         with self._db.write() as (conn, revision):
             record = self._get_one(conn, namespace, memory_id)
-            self._remove_all(conn, [record], revision, reason, actor)
+            deletion.remove(conn, [record], revision, reason, actor)
 
     def delete_scope(self, flt: MemoryFilter, actor: str) -> tuple[int, int]:
-        """Delete the memories and messages of a scope, logging each memory's DELETE."""
-        where, params = rows.filter_sql(replace(flt, current_only=False), "m")
+        """Delete a scope's messages, memories, jobs and what was derived from them
+        (``deletion``)."""
         msg_where, msg_params = rows.scope_sql(
             Scope(flt.user_id, flt.agent_id, flt.session_id, flt.namespace)
         )
         with self._db.write() as (conn, revision):
-            doomed = [rows.memory_from_row(r) for r in _fetch(
-                conn, f"SELECT {MEMORY_COLUMNS} FROM memories m WHERE {where} ORDER BY m.pk",
-                params)]  # fmt: skip
-            self._remove_all(conn, doomed, revision, "delete_all", actor)
-            deleted = conn.execute(f"DELETE FROM messages WHERE {msg_where}", msg_params)
-        return len(doomed), deleted.rowcount
+            counts = deletion.delete_scope(conn, revision, flt, actor)
+            delete_jobs(conn, msg_where, msg_params)
+        return counts
+
+    def compact(self, full: bool = False) -> CompactReport:
+        """Clear deletions' leftovers, then VACUUM remem's tables (``full``: VACUUM FULL,
+        which rewrites them and locks each while it runs)."""
+        return deletion.compact(self._db, full)
 
     # -- reads -------------------------------------------------------------------------
 
@@ -538,10 +526,11 @@ class PostgresStore(Store):
                 "SELECT count(*) AS n FROM memory_events WHERE namespace = %s", (namespace,)
             )[0]["n"]
             embedder = self.embedder_id()
+            jobs = job_counts(self._db, msg_where, msg_params)
         return Stats(
             messages=int(msg["n"]), memories=sum(by_kind.values()), memories_by_kind=by_kind,
             events=int(events), users=int(msg["users"]), sessions=int(msg["sessions"]),
-            embedder=embedder, schema_version=self.schema_version, path=self.path,
+            embedder=embedder, schema_version=self.schema_version, path=self.path, jobs=jobs,
         )  # fmt: skip
 
     def dump(self, namespace: str) -> Iterator[dict[str, Any]]:

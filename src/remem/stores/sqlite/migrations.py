@@ -335,6 +335,77 @@ def _access_revisions(conn: sqlite3.Connection) -> None:
     )
 
 
+def _jobs(conn: sqlite3.Connection) -> None:
+    """The persistent job queue: background work (deriving memories from messages)
+    enqueued with the messages it names, claimed by one worker at a time under a lease,
+    retried with backoff, and kept with its result or the reason it failed. Scope
+    fields use '' for unset, as elsewhere; JSON columns are text."""
+    _run_script(
+        conn,
+        """
+        CREATE TABLE jobs (
+            pk INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            namespace TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            user_id TEXT NOT NULL DEFAULT '',
+            agent_id TEXT NOT NULL DEFAULT '',
+            session_id TEXT NOT NULL DEFAULT '',
+            message_ids TEXT NOT NULL DEFAULT '[]',
+            payload TEXT NOT NULL DEFAULT '{}',
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'running', 'done', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            token TEXT,
+            worker TEXT,
+            lease_until TEXT,
+            run_after TEXT NOT NULL,
+            result TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX jobs_runnable ON jobs (status, namespace, pk)
+            WHERE status IN ('pending', 'running');
+        CREATE INDEX jobs_namespace ON jobs (namespace, status, pk);
+        CREATE INDEX jobs_scope ON jobs (namespace, user_id, agent_id, session_id, kind);
+        """,
+    )
+
+
+def _entity_refs(conn: sqlite3.Connection) -> None:
+    """Entity rows count the memories of their user/agent that name them (``refs``: names
+    under ``attributes.entities``, key phrases under ``attributes.keyphrases``, one per
+    key and memory), so deleting a memory drops the rows nothing names any more without a
+    scan. Rows nothing names now, and term counts at zero, are what deletions left before
+    this: they go (they may hold the words of deleted memories)."""
+    named = " UNION ".join(
+        "SELECT m.pk, m.namespace, m.user_id, m.agent_id, json_extract(j.value, '$.key') "
+        f"AS key FROM memories m, json_each(m.attributes, '$.{field}') j "
+        f"WHERE json_type(m.attributes, '$.{field}') = 'array' AND j.type = 'object' "
+        "AND json_type(j.value, '$.key') = 'text' AND json_extract(j.value, '$.key') != ''"
+        for field in ("entities", "keyphrases")
+    )
+    _run_script(
+        conn,
+        f"""
+        ALTER TABLE entities ADD COLUMN refs INTEGER NOT NULL DEFAULT 0;
+        CREATE TEMP TABLE v9_refs (
+            namespace TEXT, user_id TEXT, agent_id TEXT, key TEXT, refs INTEGER,
+            PRIMARY KEY (namespace, user_id, agent_id, key)
+        );
+        INSERT INTO v9_refs SELECT namespace, user_id, agent_id, key, count(*)
+            FROM ({named}) GROUP BY namespace, user_id, agent_id, key;
+        UPDATE entities SET refs = coalesce((SELECT r.refs FROM v9_refs r
+            WHERE r.namespace = entities.namespace AND r.user_id = entities.user_id
+            AND r.agent_id = entities.agent_id AND r.key = entities.key), 0);
+        DROP TABLE v9_refs;
+        DELETE FROM entities WHERE refs = 0;
+        DELETE FROM term_counts WHERE docs <= 0;
+        """,
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "create_core_tables", _create_core),
     (2, "create_fts5_index", _create_fts),
@@ -343,6 +414,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     (5, "live_store_revisions_tombstones_and_ids_per_namespace", _live_store),
     (6, "api_keys", _api_keys),
     (7, "memory_access_revisions", _access_revisions),
+    (8, "job_queue", _jobs),
+    (9, "entity_reference_counts", _entity_refs),
 )
 
 

@@ -10,13 +10,14 @@ import numpy as np
 
 from remem.models import MemoryEvent, MemoryRecord, Message, Scope
 from remem.stores.base import AccessRow, IndexRow, MemoryFilter
-from remem.stores.common import check_filter_key
+from remem.stores.common import as_of_sql, check_filter_key, lifetime
 from remem.util import dumps, from_db_time, to_db_time, utcnow
 
 INDEX_COLUMNS = (
     "id, kind, user_id, agent_id, session_id, position, occurred_at, created_at, expires_at, "
     "superseded_by, expired_at, metadata, attributes, text, index_text, embedding, "
-    "importance, pinned, strength, last_accessed_at"
+    "importance, pinned, strength, last_accessed_at, source_ids, valid_from, valid_to, "
+    "updated_at"
 )
 ACCESS_COLUMNS = "id, strength, access_count, last_accessed_at"
 
@@ -148,7 +149,11 @@ def filter_sql(
     if flt.until is not None:
         clauses.append(f"{when} <= ?")
         params.append(to_db_time(flt.until))
-    if flt.current_only:
+    if flt.as_of is not None:
+        clause, more = as_of_sql(alias, "?", to_db_time(flt.as_of))
+        clauses.append(clause)
+        params.extend(more)
+    elif flt.current_only:
         clauses.append(f"{alias}.superseded_by IS NULL AND {alias}.expired_at IS NULL")
         if now is not None:
             clauses.append(f"({alias}.expires_at IS NULL OR {alias}.expires_at > ?)")
@@ -170,6 +175,10 @@ def scope_sql(scope: Scope) -> tuple[str, list[Any]]:
 def index_row(r: sqlite3.Row) -> IndexRow:
     """What a scope index keeps of a row selected with ``INDEX_COLUMNS``."""
     blob = r["embedding"]
+    created = from_db_time(r["created_at"]) or utcnow()
+    start, end = lifetime(created, from_db_time(r["updated_at"]) or created,
+                          from_db_time(r["valid_from"]), from_db_time(r["valid_to"]),
+                          from_db_time(r["expired_at"]), r["superseded_by"])  # fmt: skip
     return IndexRow(
         id=r["id"], kind=r["kind"], user_id=r["user_id"], agent_id=r["agent_id"],
         session_id=r["session_id"], position=int(r["position"]),
@@ -182,6 +191,7 @@ def index_row(r: sqlite3.Row) -> IndexRow:
         vector=None if blob is None else np.frombuffer(blob, dtype=np.float32),
         importance=r["importance"], pinned=bool(r["pinned"]), strength=r["strength"],
         last_accessed_at=from_db_time(r["last_accessed_at"]),
+        source_ids=tuple(json.loads(r["source_ids"])), valid_from=start, valid_to=end,
     )  # fmt: skip
 
 

@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from remem.errors import CorruptStoreError, StoreError
-from remem.models import ApiKey, MemoryEvent, MemoryRecord, Message, Scope, Stats
+from remem.models import (
+    ApiKey,
+    CompactReport,
+    MemoryEvent,
+    MemoryRecord,
+    Message,
+    Scope,
+    Stats,
+)
 from remem.stores.base import (
     KEEP,
     Changes,
@@ -42,9 +50,11 @@ from remem.stores.common import (
     record_snapshot,
     unit,
 )
-from remem.stores.sqlite import rows
+from remem.stores.deletion import linked
+from remem.stores.sqlite import consolidation, deletion, rows
 from remem.stores.sqlite.connection import Connections
-from remem.stores.sqlite.links import count_terms, link_memories, link_memory
+from remem.stores.sqlite.jobs import SQLiteJobs, complete, delete_jobs, enqueue, job_counts
+from remem.stores.sqlite.links import link_memories, link_memory, unlink_memories
 from remem.stores.sqlite.migrations import apply_migrations
 from remem.stores.sqlite.portable import dump_rows, load_rows
 from remem.util import dumps, from_db_time, to_db_time, utcnow
@@ -52,7 +62,7 @@ from remem.util import dumps, from_db_time, to_db_time, utcnow
 APP_ID = "remem"
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SQLiteJobs, Store):
     """The default store: one file, safe for several threads and processes.
 
     Each thread has its own connection; reads that must agree run in ``snapshot()``;
@@ -131,6 +141,8 @@ class SQLiteStore(Store):
     def write(self, batch: WriteBatch) -> tuple[str, ...]:
         """Insert messages and memories in one transaction; skip already-stored messages."""
         with self._db.write() as (conn, revision):
+            if batch.complete is not None:
+                complete(conn, batch.complete)  # first: a lost claim writes nothing
             skipped = self._skip_existing(conn, batch.messages)
             positions = self._insert_messages(conn, batch.messages, skipped)
             fresh = fresh_memories(batch.memories, skipped)
@@ -149,6 +161,8 @@ class SQLiteStore(Store):
             for record in written:
                 if record.kind in batch.singleton_kinds:
                     self._supersede_others(conn, record, revision, batch)
+            consolidation.apply(conn, batch, revision, self._log_all)
+            enqueue(conn, batch.jobs, skipped)
         return tuple(m.id for m in batch.messages if m.id in skipped)
 
     @staticmethod
@@ -230,7 +244,7 @@ class SQLiteStore(Store):
                 [*sets.values(), namespace, memory_id],
             )
             if after.text != before.text or after.attributes != before.attributes:
-                count_terms(conn, owner(before.scope), before.kind, before.text, -1)
+                unlink_memories(conn, linked([before]))  # its old names and words
                 link_memory(conn, owner(after.scope), after.kind, after.text, after.attributes)
             self._log(conn, after, "UPDATE", before, after, reason, actor)
         return after
@@ -328,46 +342,30 @@ class SQLiteStore(Store):
              for record, action, before, after in entries],
         )  # fmt: skip
 
-    def _remove(
-        self, conn: sqlite3.Connection, record: MemoryRecord, revision: int, reason: str,
-        actor: str,
-    ) -> None:  # fmt: skip
-        """Delete a memory, leave a tombstone for scope indexes, undo its term counts."""
-        s = record.scope
-        self._log(conn, record, "DELETE", record, None, reason, actor)
-        conn.execute(
-            "DELETE FROM memories WHERE namespace = ? AND id = ?", (s.namespace, record.id)
-        )
-        conn.execute(
-            "INSERT INTO memory_tombstones (namespace, user_id, agent_id, session_id, id, rev) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (s.namespace, s.user_id or "", s.agent_id or "", s.session_id or "", record.id,
-             revision),
-        )  # fmt: skip
-        count_terms(conn, owner(s), record.kind, record.text, -1)
-
     def delete_memory(self, namespace: str, memory_id: str, actor: str, reason: str) -> None:
-        """Delete one memory; the audit log keeps what it was."""
+        """Delete one memory and what was derived from it; its history keeps what
+        happened, not what it said (``deletion``)."""
         with self._db.write() as (conn, revision):
-            self._remove(conn, self._get_one(conn, namespace, memory_id), revision, reason, actor)
+            deletion.remove(conn, [self._get_one(conn, namespace, memory_id)], revision,
+                            reason, actor)  # fmt: skip
+        deletion.after_delete(self._db)
 
     def delete_scope(self, flt: MemoryFilter, actor: str) -> tuple[int, int]:
-        """Delete the memories and messages of a scope, logging each memory's DELETE."""
-        where, params = rows.filter_sql(replace(flt, current_only=False), "m")
+        """Delete a scope's messages, memories, jobs and what was derived from them
+        (``deletion``)."""
         msg_where, msg_params = rows.scope_sql(
             Scope(flt.user_id, flt.agent_id, flt.session_id, flt.namespace)
         )
         with self._db.write() as (conn, revision):
-            doomed = [
-                rows.memory_from_row(r)
-                for r in conn.execute(
-                    f"SELECT {MEMORY_COLUMNS} FROM memories m WHERE {where}", params
-                ).fetchall()
-            ]
-            for record in doomed:
-                self._remove(conn, record, revision, "delete_all", actor)
-            deleted = conn.execute(f"DELETE FROM messages WHERE {msg_where}", msg_params)
-        return len(doomed), deleted.rowcount
+            counts = deletion.delete_scope(conn, revision, flt, actor)
+            delete_jobs(conn, msg_where, msg_params)
+        deletion.after_delete(self._db)
+        return counts
+
+    def compact(self, full: bool = False) -> CompactReport:
+        """Clear deletions' leftovers, VACUUM and empty the write-ahead log (``full``
+        changes nothing here: VACUUM always rewrites the whole file)."""
+        return deletion.compact(self._db)
 
     # -- reads -------------------------------------------------------------------------
 
@@ -532,10 +530,11 @@ class SQLiteStore(Store):
                 "SELECT count(*) FROM memory_events WHERE namespace = ?", [namespace]
             )[0][0]
             embedder = self.embedder_id()
+            jobs = job_counts(self._db, msg_where, msg_params)
         return Stats(
             messages=msg[0], memories=sum(by_kind.values()), memories_by_kind=by_kind,
             events=events, users=msg[1], sessions=msg[2], embedder=embedder,
-            schema_version=self.schema_version, path=self.path,
+            schema_version=self.schema_version, path=self.path, jobs=jobs,
         )  # fmt: skip
 
     def dump(self, namespace: str) -> Iterator[dict[str, Any]]:
