@@ -94,10 +94,12 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             answer = fake.answer(body)
             time.sleep(answer.delay)
-            self._send(answer)
         finally:
+            # before answering: once the client has its answer it may send the next
+            # request, which must not find this one still counted as active
             with fake.lock:
                 fake.active -= 1
+        self._send(answer)
 
     def _send(self, answer: Answer) -> None:
         raw = answer.body if isinstance(answer.body, bytes) else json.dumps(answer.body).encode()
