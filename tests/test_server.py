@@ -273,3 +273,28 @@ def test_mem0_routes_use_the_same_keys_and_tenants(api: Api) -> None:
     found = api.a.post("/mem0/search", json={"query": "tea", "user_id": "mia"}).json()
     assert found["results"][0]["id"] == mem0_id
     assert api.b.get(f"/mem0/memories/{mem0_id}").status_code == 404
+
+
+def test_forget_archives_by_policy_within_the_tenant_only(api: Api) -> None:
+    mine = _add(api.a, "Temporary note: the door code is 4411", user_id="forgetful")
+    theirs = _add(api.b, "Temporary note: the door code is 4411", user_id="forgetful")
+    memory_id = mine["memories"][0]["id"]
+    gone = "2000-01-01T00:00:00"
+    for client, added in ((api.a, mine), (api.b, theirs)):
+        changed = client.patch(f"/v1/memories/{added['memories'][0]['id']}",
+                               json={"expires_at": gone})  # fmt: skip
+        assert changed.status_code == 200, changed.text
+    dry = api.a.post("/v1/forget", json={"policy": "ttl", "user_id": "forgetful",
+                                         "dry_run": True})  # fmt: skip
+    assert dry.status_code == 200, dry.text
+    assert [f["memory"]["id"] for f in dry.json()["archived"]] == [memory_id]
+    assert api.a.get(f"/v1/memories/{memory_id}").json()["expired_at"] is None  # dry: no write
+    done = api.a.post("/v1/forget", json={"policy": "ttl", "user_id": "forgetful"})
+    assert done.status_code == 200 and len(done.json()["archived"]) == 1
+    history = api.a.get(f"/v1/memories/{memory_id}/history").json()
+    assert history[-1]["action"] == "ARCHIVE"
+    # the other tenant's identical memory is untouched
+    other = api.b.get(f"/v1/memories/{theirs['memories'][0]['id']}").json()
+    assert other["expired_at"] is None
+    _error(api.a.post("/v1/forget", json={"policy": "sometimes"}), 400, "invalid_input")
+    _error(api.a.post("/v1/forget", json={"policy": "ttl", "mood": "x"}), 422, "invalid_input")

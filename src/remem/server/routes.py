@@ -21,6 +21,7 @@ from remem.api import (
     AddRequest,
     AskRequest,
     ContextRequest,
+    ForgetRequest,
     KeyRequest,
     ListRequest,
     SearchRequest,
@@ -59,6 +60,15 @@ def add(body: AddRequest, memory: Tenant) -> Plain:
 def search(body: SearchRequest, memory: Tenant) -> Plain:
     """The memories that best answer ``query``, best first, with per-channel scores
     (``explain: true`` adds the query analysis and each step's milliseconds)."""
+    result: Plain = to_plain(body.run(memory))
+    return result
+
+
+@router.post("/forget", tags=["memories"])
+def forget(body: ForgetRequest, memory: Tenant) -> Plain:
+    """Archive (never delete) what a forgetting policy picks in a scope: ``retention``
+    below ``threshold``, or ``ttl`` past ``expires_at``; each archived memory's history
+    says why. ``dry_run: true`` lists what would go and writes nothing."""
     result: Plain = to_plain(body.run(memory))
     return result
 
