@@ -406,3 +406,32 @@ def test_public_api_is_exactly_the_contract():
         value = getattr(remem, name)
         if isinstance(value, type) and name.endswith("Error"):
             assert issubclass(value, remem.RememError)
+
+
+def test_remember_stores_a_cited_derived_memory_and_refuses_bad_input(memory):
+    from remem.formation.derived import Candidate
+
+    added = memory.add([{"role": "user", "content": "I moved to Lisbon", "name": "Ana"}],
+                       user_id="ana", session_id="s1", timestamp="2023-05-08")  # fmt: skip
+    fact = memory.remember("Ana lives in Lisbon", user_id="ana", source_ids=added.message_ids,
+                           timestamp="2023-05-08", importance=0.8)  # fmt: skip
+    assert (fact.kind, fact.source_ids, fact.importance) == ("fact", added.message_ids, 0.8)
+    assert memory.get(fact.id) == fact
+    assert {e["key"] for e in fact.attributes["entities"]} >= {"ana", "lisbon"}
+    hits = memory.search("where does Ana live?", user_id="ana", kinds="fact")
+    assert [h.memory.id for h in hits] == [fact.id]
+    before = memory.stats()
+    bad_calls = [
+        lambda: memory.remember("x", kind="turn", user_id="ana"),
+        lambda: memory.remember("", user_id="ana"),
+        lambda: memory.remember("x", user_id="ana", source_ids="not-a-list"),
+        lambda: memory.remember("x", user_id="ana", importance=2),
+        lambda: memory.remember("x", user_id="bob", source_ids=added.message_ids),  # not bob's
+        lambda: memory.remember("x", user_id="ana", source_ids=["no-such-message"]),
+        lambda: memory.remember_many([Candidate("summary", "x", ())], user_id="ana"),
+        lambda: memory.remember_many(["a fact"], user_id="ana"),
+    ]
+    for call in bad_calls:
+        with pytest.raises(remem.RememError):
+            call()
+    assert memory.stats() == before  # nothing written by any of them

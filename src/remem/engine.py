@@ -269,6 +269,13 @@ class Memory:
         """Write derived memories as given, in one transaction (no consolidation: what
         the caller asserts is stored; ``remember`` checks one candidate's fields)."""
         scope = check_scope(self.namespace, user_id, agent_id, session_id)
+        for c in candidates:
+            if not isinstance(c, Candidate) or c.kind not in DERIVED_KINDS:
+                raise InvalidInputError(
+                    "remember_many takes Candidate objects of kind "
+                    f"{', '.join(DERIVED_KINDS)}; got {getattr(c, 'kind', type(c).__name__)!r}"
+                )
+            check_text(c.text, "text", self.config.max_message_chars)
         self._check_sources(scope, [i for c in candidates for i in c.source_ids])
         new = self._derived(scope, candidates, utcnow())
         self.store.write(WriteBatch(memories=tuple(new), actor="user", reason="remember"))
