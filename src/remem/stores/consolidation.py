@@ -15,12 +15,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from remem.errors import ConflictError, InvalidInputError
 from remem.formation.derived import DERIVED_KINDS
 from remem.models import MemoryRecord
 from remem.stores.base import NewMemory, Retire, WriteBatch
+from remem.util import utcnow
 
 TEXT_HASH = "text_hash"  # the attribute holding a derived memory's normalised-text hash
 HASHED_KINDS = DERIVED_KINDS  # the kinds the text-hash check compares with
@@ -30,6 +31,44 @@ LogAll = Callable[
     [Any, Sequence[tuple[MemoryRecord, str, MemoryRecord | None, MemoryRecord | None]], str, str],
     None,
 ]
+
+
+class Transaction(Protocol):
+    """What ``apply`` needs of a backend's open write transaction: its SQL, no rules."""
+
+    def memories(self, namespace: str, ids: Sequence[str]) -> dict[str, MemoryRecord]:
+        """Memories by id (locked until commit where the backend can)."""
+
+    def current_hashes(self, owner: Owner, wanted: list[str]) -> list[tuple[str, str]]:
+        """(hash, id) of the owner's current derived memories carrying one of ``wanted``."""
+
+    def mark_retired(self, after: MemoryRecord, revision: int) -> None:
+        """Store a retired memory's ``valid_to``, ``superseded_by``, ``expired_at``."""
+
+
+def apply(tx: Transaction, batch: WriteBatch, revision: int, log: LogAll, conn: Any) -> None:
+    """Check the batch's hashes, log its notes and retire what it ends, after its
+    memories were inserted; any ``ConflictError`` rolls the whole batch back."""
+    if not needed(batch):
+        return
+    written = {n.record.id for n in batch.memories}
+    retiring = {r.memory_id for r in batch.retire}
+    for owner, wanted in hashes(batch.memories).items():
+        found = tx.current_hashes(owner, list(wanted))
+        check_no_duplicate(owner, found, wanted, written | retiring)
+    for note in batch.notes:
+        stored = tx.memories(note.namespace, [note.memory_id])
+        record = check_current(stored, note.memory_id, note.namespace, "note")
+        log(conn, [(record, note.action, None, None)], note.reason, batch.actor)
+    now = utcnow()
+    for retire in batch.retire:
+        stored = tx.memories(retire.namespace, [retire.memory_id])
+        before = check_current(stored, retire.memory_id, retire.namespace, "retire")
+        successors = [retire.superseded_by] if retire.superseded_by else []
+        check_retire(retire, written, set(tx.memories(retire.namespace, successors)))
+        after = retired(before, retire, now)
+        tx.mark_retired(after, revision)
+        log(conn, [(after, retire.action, before, after)], retire.reason, batch.actor)
 
 
 def needed(batch: WriteBatch) -> bool:

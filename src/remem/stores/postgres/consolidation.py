@@ -19,33 +19,29 @@ from remem.util import utcnow
 
 
 def apply(conn: Connection, batch: WriteBatch, revision: int, log: rules.LogAll) -> None:
-    """Check the batch's hashes, log its notes and retire what it ends, after its
-    memories were inserted; any ``ConflictError`` rolls the whole batch back."""
-    if not rules.needed(batch):
-        return
-    written = {n.record.id for n in batch.memories}
-    retiring = {r.memory_id for r in batch.retire}
-    for owner, wanted in rules.hashes(batch.memories).items():
-        found = _current_hashes(conn, owner, list(wanted))
-        rules.check_no_duplicate(owner, found, wanted, written | retiring)
-    for note in batch.notes:
-        stored = _memories(conn, note.namespace, [note.memory_id])
-        record = rules.check_current(stored, note.memory_id, note.namespace, "note")
-        log(conn, [(record, note.action, None, None)], note.reason, batch.actor)
-    now = utcnow()
-    for retire in batch.retire:
-        stored = _memories(conn, retire.namespace, [retire.memory_id])
-        before = rules.check_current(stored, retire.memory_id, retire.namespace, "retire")
-        successors = [retire.superseded_by] if retire.superseded_by else []
-        rules.check_retire(retire, written, set(_memories(conn, retire.namespace, successors)))
-        after = rules.retired(before, retire, now)
-        conn.execute(
+    """The consolidation step of ``write`` (``remem.stores.consolidation.apply``)."""
+    rules.apply(_Transaction(conn), batch, revision, log, conn)
+
+
+class _Transaction:
+    """PostgreSQL's SQL for ``remem.stores.consolidation.apply``."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def memories(self, namespace: str, ids: Sequence[str]) -> dict[str, MemoryRecord]:
+        return _memories(self.conn, namespace, ids)
+
+    def current_hashes(self, owner: rules.Owner, wanted: list[str]) -> list[tuple[str, str]]:
+        return _current_hashes(self.conn, owner, wanted)
+
+    def mark_retired(self, after: MemoryRecord, revision: int) -> None:
+        self.conn.execute(
             "UPDATE memories SET valid_to = %s, superseded_by = %s, expired_at = %s, "
             "updated_at = %s, rev = %s WHERE namespace = %s AND id = %s",
             (after.valid_to, after.superseded_by, after.expired_at, after.updated_at,
-             revision, retire.namespace, retire.memory_id),
+             revision, after.scope.namespace, after.id),
         )  # fmt: skip
-        log(conn, [(after, retire.action, before, after)], retire.reason, batch.actor)
 
 
 def _fetch(conn: Connection, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:

@@ -17,33 +17,29 @@ CHUNK = 400  # parameters per IN list
 
 
 def apply(conn: sqlite3.Connection, batch: WriteBatch, revision: int, log: rules.LogAll) -> None:
-    """Check the batch's hashes, log its notes and retire what it ends, after its
-    memories were inserted; any ``ConflictError`` rolls the whole batch back."""
-    if not rules.needed(batch):
-        return
-    written = {n.record.id for n in batch.memories}
-    retiring = {r.memory_id for r in batch.retire}
-    for owner, wanted in rules.hashes(batch.memories).items():
-        found = _current_hashes(conn, owner, list(wanted))
-        rules.check_no_duplicate(owner, found, wanted, written | retiring)
-    for note in batch.notes:
-        stored = _memories(conn, note.namespace, [note.memory_id])
-        record = rules.check_current(stored, note.memory_id, note.namespace, "note")
-        log(conn, [(record, note.action, None, None)], note.reason, batch.actor)
-    now = utcnow()
-    for retire in batch.retire:
-        stored = _memories(conn, retire.namespace, [retire.memory_id])
-        before = rules.check_current(stored, retire.memory_id, retire.namespace, "retire")
-        successors = [retire.superseded_by] if retire.superseded_by else []
-        rules.check_retire(retire, written, set(_memories(conn, retire.namespace, successors)))
-        after = rules.retired(before, retire, now)
-        conn.execute(
+    """The consolidation step of ``write`` (``remem.stores.consolidation.apply``)."""
+    rules.apply(_Transaction(conn), batch, revision, log, conn)
+
+
+class _Transaction:
+    """SQLite's SQL for ``remem.stores.consolidation.apply``."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def memories(self, namespace: str, ids: Sequence[str]) -> dict[str, MemoryRecord]:
+        return _memories(self.conn, namespace, ids)
+
+    def current_hashes(self, owner: rules.Owner, wanted: list[str]) -> list[tuple[str, str]]:
+        return _current_hashes(self.conn, owner, wanted)
+
+    def mark_retired(self, after: MemoryRecord, revision: int) -> None:
+        self.conn.execute(
             "UPDATE memories SET valid_to = ?, superseded_by = ?, expired_at = ?, "
             "updated_at = ?, rev = ? WHERE namespace = ? AND id = ?",
             (to_db_time(after.valid_to), after.superseded_by, to_db_time(after.expired_at),
-             to_db_time(after.updated_at), revision, retire.namespace, retire.memory_id),
+             to_db_time(after.updated_at), revision, after.scope.namespace, after.id),
         )  # fmt: skip
-        log(conn, [(after, retire.action, before, after)], retire.reason, batch.actor)
 
 
 def _memories(
