@@ -30,7 +30,9 @@ from remem.stores.base import AccessRow, Changes, EntityRow, IndexRow, MemoryFil
 
 T = TypeVar("T")
 Mask = npt.NDArray[np.bool_]
-RECORDS_KEPT = 512  # memory records kept per scope index for the hits searches return
+# memory records kept per scope index (taken in with their rows, the latest used kept):
+# a search reads its hits from here, not the store, in a scope of up to this many rows
+RECORDS_KEPT = 16_384
 MASKS_KEPT = 16  # filter masks kept per scope index
 MATCHES_FLOOR = 65536  # keyword match rows kept per scope index beyond four per row
 # Estimated bytes of what an index keeps outside its row columns (``LiveScope.nbytes``): per
@@ -183,6 +185,8 @@ class LiveScope:
         self._link_entities(r, row)
         self._link_periods(r, time_links(row.attributes))
         self._link_sources(r, row)
+        if row.record is not None:
+            self._keep(r, row.record)
 
     def _kill(self, memory_id: str) -> None:
         r = self.row_of.pop(memory_id, None)
@@ -353,7 +357,7 @@ class LiveScope:
         matches = 16 * (4 * rows + MATCHES_FLOOR) + MASKS_KEPT * rows
         return (sum(c.data.nbytes for c in columns) + rows * ROW_BYTES + self._text_bytes
                 + self._posting_entries * POSTING_BYTES + matches
-                + RECORDS_KEPT * RECORD_BYTES)  # fmt: skip
+                + min(rows, RECORDS_KEPT) * RECORD_BYTES)  # fmt: skip
 
     def alive(self, row: int) -> bool:
         """Whether a row is a memory's current state (not deleted or replaced)."""
@@ -380,24 +384,30 @@ class LiveScope:
     def records(
         self, rows: Sequence[int], load: Callable[[list[str]], list[MemoryRecord]]
     ) -> list[MemoryRecord]:
-        """The memory records of ``rows``, read with ``load`` (by id) when not kept. A row is
-        one state of a memory (a change appends a new row), so a kept record is exactly
-        what the store holds at this index's revision; the last ``RECORDS_KEPT`` are kept."""
+        """The memory records of ``rows``: kept ones (taken in with their rows, or read
+        before), the rest read with ``load`` (by id). A row is one state of a memory (a
+        change appends a new row), so a kept record is exactly what the store holds at
+        this index's revision; the last ``RECORDS_KEPT`` taken in or used are kept."""
         kept = self._records
         missing = [self.ids[r] for r in rows if r not in kept]
         if missing:
             for record in load(missing):
                 row = self.row_of.get(record.id)
                 if row is not None:
-                    kept[row] = record
+                    self._keep(row, record)
         out = []
         for r in rows:
             if r in kept:
                 kept.move_to_end(r)
                 out.append(kept[r])
+        return out
+
+    def _keep(self, row: int, record: MemoryRecord) -> None:
+        kept = self._records
+        kept[row] = record
+        kept.move_to_end(row)
         while len(kept) > RECORDS_KEPT:
             kept.popitem(last=False)
-        return out
 
     def memo_get(self, name: str, build: Callable[[LiveScope], T]) -> T:
         """A structure derived from the index, built once until the index changes."""

@@ -235,6 +235,9 @@ class IndexRow:
     # ``valid_to``, its archiving or its superseding (``None``: not ended)
     valid_from: datetime | None = None
     valid_to: datetime | None = None
+    # the memory as ``get_memories`` returns it (a search's hits are read from the scope
+    # index, not the store, when the index kept it); ``None`` when a store does not say
+    record: MemoryRecord | None = None
 
 
 @dataclass(frozen=True)

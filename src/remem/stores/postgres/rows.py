@@ -21,7 +21,7 @@ INDEX_COLUMNS = (
     "id, kind, user_id, agent_id, session_id, position, occurred_at, created_at, expires_at, "
     "superseded_by, expired_at, metadata, attributes, text, index_text, embedding, "
     "importance, pinned, strength, last_accessed_at, source_ids, valid_from, valid_to, "
-    "updated_at"
+    "updated_at, namespace, access_count"
 )
 ACCESS_COLUMNS = "id, strength, access_count, last_accessed_at"
 KEY_COLUMNS = "id, tenant, name, admin, created_at, revoked_at"
@@ -94,20 +94,21 @@ def event_from_row(row: Row) -> MemoryEvent:
 
 
 def index_row(row: Row) -> IndexRow:
-    """What a scope index keeps of a row selected with ``INDEX_COLUMNS``."""
-    start, end = lifetime(row["created_at"], row["updated_at"], row["valid_from"],
-                          row["valid_to"], row["expired_at"], row["superseded_by"])  # fmt: skip
+    """What a scope index keeps of a row selected with ``INDEX_COLUMNS`` (the record
+    itself too, sharing its metadata and attributes)."""
+    record = memory_from_row(row)
+    start, end = lifetime(record.created_at, record.updated_at, record.valid_from,
+                          record.valid_to, record.expired_at, record.superseded_by)  # fmt: skip
     return IndexRow(
-        id=row["id"], kind=row["kind"], user_id=row["user_id"], agent_id=row["agent_id"],
+        id=record.id, kind=record.kind, user_id=row["user_id"], agent_id=row["agent_id"],
         session_id=row["session_id"], position=row["position"],
-        occurred_at=row["occurred_at"], created_at=row["created_at"],
-        expires_at=row["expires_at"],
-        current=row["superseded_by"] is None and row["expired_at"] is None,
-        metadata=row["metadata"], attributes=row["attributes"], text=row["text"],
-        index_text=row["index_text"], vector=row["embedding"],
-        importance=row["importance"], pinned=row["pinned"], strength=row["strength"],
-        last_accessed_at=row["last_accessed_at"], source_ids=tuple(row["source_ids"]),
-        valid_from=start, valid_to=end,
+        occurred_at=record.occurred_at, created_at=record.created_at,
+        expires_at=record.expires_at, current=record.superseded_by is None
+        and record.expired_at is None, metadata=record.metadata,
+        attributes=record.attributes, text=record.text, index_text=row["index_text"],
+        vector=row["embedding"], importance=record.importance, pinned=record.pinned,
+        strength=record.strength, last_accessed_at=record.last_accessed_at,
+        source_ids=record.source_ids, valid_from=start, valid_to=end, record=record,
     )  # fmt: skip
 
 

@@ -17,7 +17,7 @@ INDEX_COLUMNS = (
     "id, kind, user_id, agent_id, session_id, position, occurred_at, created_at, expires_at, "
     "superseded_by, expired_at, metadata, attributes, text, index_text, embedding, "
     "importance, pinned, strength, last_accessed_at, source_ids, valid_from, valid_to, "
-    "updated_at"
+    "updated_at, namespace, access_count"
 )
 ACCESS_COLUMNS = "id, strength, access_count, last_accessed_at"
 
@@ -173,25 +173,23 @@ def scope_sql(scope: Scope) -> tuple[str, list[Any]]:
 
 
 def index_row(r: sqlite3.Row) -> IndexRow:
-    """What a scope index keeps of a row selected with ``INDEX_COLUMNS``."""
+    """What a scope index keeps of a row selected with ``INDEX_COLUMNS`` (the record
+    itself too, sharing its parsed metadata, attributes and times)."""
+    record = memory_from_row(r)
     blob = r["embedding"]
-    created = from_db_time(r["created_at"]) or utcnow()
-    start, end = lifetime(created, from_db_time(r["updated_at"]) or created,
-                          from_db_time(r["valid_from"]), from_db_time(r["valid_to"]),
-                          from_db_time(r["expired_at"]), r["superseded_by"])  # fmt: skip
+    start, end = lifetime(record.created_at, record.updated_at, record.valid_from,
+                          record.valid_to, record.expired_at, record.superseded_by)  # fmt: skip
     return IndexRow(
-        id=r["id"], kind=r["kind"], user_id=r["user_id"], agent_id=r["agent_id"],
+        id=record.id, kind=record.kind, user_id=r["user_id"], agent_id=r["agent_id"],
         session_id=r["session_id"], position=int(r["position"]),
-        occurred_at=from_db_time(r["occurred_at"]),
-        created_at=from_db_time(r["created_at"]) or utcnow(),
-        expires_at=from_db_time(r["expires_at"]),
-        current=r["superseded_by"] is None and r["expired_at"] is None,
-        metadata=json.loads(r["metadata"]), attributes=json.loads(r["attributes"]),
-        text=r["text"], index_text=r["index_text"],
+        occurred_at=record.occurred_at, created_at=record.created_at,
+        expires_at=record.expires_at, current=record.superseded_by is None
+        and record.expired_at is None, metadata=record.metadata,
+        attributes=record.attributes, text=record.text, index_text=r["index_text"],
         vector=None if blob is None else np.frombuffer(blob, dtype=np.float32),
-        importance=r["importance"], pinned=bool(r["pinned"]), strength=r["strength"],
-        last_accessed_at=from_db_time(r["last_accessed_at"]),
-        source_ids=tuple(json.loads(r["source_ids"])), valid_from=start, valid_to=end,
+        importance=record.importance, pinned=record.pinned, strength=record.strength,
+        last_accessed_at=record.last_accessed_at, source_ids=record.source_ids,
+        valid_from=start, valid_to=end, record=record,
     )  # fmt: skip
 
 
