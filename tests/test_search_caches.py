@@ -15,6 +15,7 @@ import pytest
 
 from remem import Memory
 from remem.embedders.base import Embedder
+from remem.index import live
 from remem.util import utcnow
 
 
@@ -99,3 +100,26 @@ def test_kept_records_are_per_scope_and_namespace(tmp_path: Path, embedder: Embe
         assert hit_a.memory.id != hit_b.memory.id
         namespaces = (hit_a.memory.scope.namespace, hit_b.memory.scope.namespace)
         assert namespaces == ("default", "other")
+
+
+@pytest.mark.parametrize("kept", [None, 2], ids=["all-kept", "two-kept"])
+def test_every_hit_is_the_record_the_store_holds(
+    pair: tuple[Memory, Memory], monkeypatch: pytest.MonkeyPatch, kept: int | None
+) -> None:
+    """Hits come from the records the scope index keeps (all of them, or the last two with
+    the rest read from the store): after recalls, pins and edits by either writer, each
+    hit equals what ``get`` reads from the store."""
+    if kept is not None:
+        monkeypatch.setattr(live, "RECORDS_KEPT", kept)
+    reader, writer = pair
+    writer.add([{"content": f"jazz night number {n} by the lake"} for n in range(6)],
+               user_id="ana", session_id="s2")  # fmt: skip
+    for round_ in range(4):
+        hits = reader.search("jazz lake", user_id="ana", recipe="hybrid")
+        assert len(hits) >= 6
+        for hit in hits:
+            assert hit.memory == reader.get(hit.memory.id)
+        reader.flush()  # the recalls just made change strength and access counts
+        changed = hits.hits[round_].memory.id
+        editor = writer if round_ % 2 else reader
+        editor.update(changed, importance=0.1 * (round_ + 1), pinned=bool(round_ % 2))

@@ -15,6 +15,9 @@ Rows = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
 NO_ROWS: Rows = np.zeros(0, dtype=np.int64)
 NO_SCORES: Floats = np.zeros(0, dtype=np.float64)
+# ``sum_by_row`` counts over the rows' range instead of sorting them when the range is at
+# most this many times the entries (a pass over the range is cheaper than a sort)
+DENSE_RANGE = 16
 
 
 class Column:
@@ -67,12 +70,21 @@ class Kept(Generic[K, T]):
 
 
 def sum_by_row(rows: list[Rows], scores: list[Floats]) -> tuple[Rows, Floats]:
-    """Per-term (rows, scores) summed per row."""
+    """Per-term (rows, scores) summed per row, rows ascending. Where the rows are dense
+    in their range (common terms over a scope) one counting pass over the range replaces
+    a sort; both add each row's scores in the order given, so the sums are identical."""
     if len(rows) == 1:
         return rows[0], scores[0]
-    every = np.concatenate(rows)
+    every, weights = np.concatenate(rows), np.concatenate(scores)
+    if not every.size:
+        return NO_ROWS, NO_SCORES
+    size = int(every.max()) + 1
+    if size <= DENSE_RANGE * every.size:
+        summed = np.bincount(every, weights=weights, minlength=size)
+        unique = np.flatnonzero(np.bincount(every, minlength=size)).astype(np.int64, copy=False)
+        return unique, np.asarray(summed[unique], dtype=np.float64)
     unique, where = np.unique(every, return_inverse=True)
-    summed = np.bincount(where, weights=np.concatenate(scores), minlength=unique.size)
+    summed = np.bincount(where, weights=weights, minlength=unique.size)
     return unique, summed.astype(np.float64)
 
 

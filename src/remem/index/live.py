@@ -112,6 +112,7 @@ class LiveScope:
         self._conversation = Column(np.int64)  # per row (``conversation_codes``)
         self.memo: dict[str, Any] = {}
         self._records: OrderedDict[int, MemoryRecord] = OrderedDict()
+        self._accessed: dict[int, AccessRow] = {}  # kept records' newer recall statistics
         self._matches: Kept[tuple[str, ...], tuple[Rows, Floats]] = Kept()
         self._masks: Kept[str, Mask] = Kept()
 
@@ -141,11 +142,8 @@ class LiveScope:
         self._strength.data[r] = access.strength
         if access.last_accessed_at is not None:
             self._recalled.data[r] = _when(access.last_accessed_at)
-        kept = self._records.get(r)
-        if kept is not None:  # kept records stay exactly what the store holds
-            self._records[r] = replace(kept, strength=access.strength,
-                                       access_count=access.access_count,
-                                       last_accessed_at=access.last_accessed_at)  # fmt: skip
+        if r in self._records:  # brought up to date when read (``records``)
+            self._accessed[r] = access
 
     def _append(self, row: IndexRow) -> None:
         r = len(self.ids)
@@ -193,6 +191,7 @@ class LiveScope:
         if r is None:
             return
         self._records.pop(r, None)
+        self._accessed.pop(r, None)
         self._alive.data[r] = False
         text, index_text = self._texts[r]
         terms = Counter(keyword_terms(index_text))
@@ -390,24 +389,36 @@ class LiveScope:
         this index's revision; the last ``RECORDS_KEPT`` taken in or used are kept."""
         kept = self._records
         missing = [self.ids[r] for r in rows if r not in kept]
-        if missing:
-            for record in load(missing):
-                row = self.row_of.get(record.id)
-                if row is not None:
-                    self._keep(row, record)
-        out = []
-        for r in rows:
-            if r in kept:
-                kept.move_to_end(r)
-                out.append(kept[r])
+        loaded: dict[int, MemoryRecord] = {}
+        for record in load(missing) if missing else ():
+            row = self.row_of.get(record.id)
+            if row is not None:
+                loaded[row] = record
+        out = [found for r in rows if (found := loaded.get(r) or self._kept(r)) is not None]
+        for row, record in loaded.items():
+            self._keep(row, record)
         return out
+
+    def _kept(self, row: int) -> MemoryRecord | None:
+        """A kept record brought up to its latest recall statistics (marked used)."""
+        kept = self._records
+        if row not in kept:
+            return None
+        kept.move_to_end(row)
+        access = self._accessed.pop(row, None)
+        if access is not None:  # kept records stay exactly what the store holds
+            kept[row] = replace(kept[row], strength=access.strength,
+                                access_count=access.access_count,
+                                last_accessed_at=access.last_accessed_at)  # fmt: skip
+        return kept[row]
 
     def _keep(self, row: int, record: MemoryRecord) -> None:
         kept = self._records
         kept[row] = record
         kept.move_to_end(row)
+        self._accessed.pop(row, None)  # read at this revision: current
         while len(kept) > RECORDS_KEPT:
-            kept.popitem(last=False)
+            self._accessed.pop(kept.popitem(last=False)[0], None)
 
     def memo_get(self, name: str, build: Callable[[LiveScope], T]) -> T:
         """A structure derived from the index, built once until the index changes."""
@@ -520,10 +531,11 @@ class LiveScope:
         """The ``limit`` rows the mask admits most similar to ``vector``, best first."""
         if self._vectors is None or vector.shape[0] != self.dimensions:
             return NO_ROWS, NO_SCORES
-        # einsum, not BLAS: OpenBLAS's threads and onnxruntime's (which spin for a while
-        # after embedding the query) fight over the two cores; one thread scans 10k
-        # vectors right after an embedding in 0.7 ms where BLAS took 3 ms (README)
-        scores = np.einsum("ij,j->i", self._vectors.view(), _unit(vector))
+        # one dot product per row (``vecdot``: a single-threaded SIMD loop), not a BLAS
+        # matrix-vector product: OpenBLAS's threads and onnxruntime's (which spin for a
+        # while after embedding the query) fight over the two cores; ``einsum`` is one
+        # thread too but about 1.5x slower (docs/design-notes.md)
+        scores = np.vecdot(self._vectors.view(), _unit(vector))
         admitted = mask & self._has_vector.view()
         count = int(np.count_nonzero(admitted))
         k = min(limit, count)

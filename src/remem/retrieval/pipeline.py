@@ -105,15 +105,29 @@ def multihop_step(run: Run, ranking: Ranking) -> None:
     scale = recipe.multihop * ranking.peak() / expansion[0][1]
     deltas = np.zeros(len(run.index))
     for key, w in expansion:
-        rows, scores = run.index.keyword_scores(terms(key), run.mask)
-        if rows.size > recipe.candidates:
-            rows, scores = top(rows, scores, recipe.candidates)
+        rows, scores, best = _hop_rows(run, key)
         if rows.size:
-            deltas[rows] = np.maximum(deltas[rows], scale * w * scores / scores.max())
+            deltas[rows] = np.maximum(deltas[rows], scale * w * scores / best)
     deltas[seeds] = 0.0
     rows = np.flatnonzero(deltas)
     ranking.add("multihop", rows, deltas[rows])
     run.notes["multihop_terms"] = [key for key, _ in expansion]
+
+
+def _hop_rows(run: Run, key: str) -> tuple[Rows, Floats, float]:
+    """An entity's best ``candidates`` memories the filter admits, their BM25 scores and
+    the best of them; kept until the index changes, for searches with the same mask."""
+    kept: dict[tuple[str, int], tuple[object, Rows, Floats, float]]
+    kept = run.index.memo.setdefault("multihop", {})
+    hit = kept.get((key, run.recipe.candidates))
+    if hit is not None and hit[0] is run.mask:  # a kept mask is reused until a change
+        return hit[1], hit[2], hit[3]
+    rows, scores = run.index.keyword_scores(terms(key), run.mask)
+    if rows.size > run.recipe.candidates:
+        rows, scores = top(rows, scores, run.recipe.candidates)
+    best = float(scores.max()) if rows.size else 0.0
+    kept[(key, run.recipe.candidates)] = (run.mask, rows, scores, best)
+    return rows, scores, best
 
 
 def _hop_entities(

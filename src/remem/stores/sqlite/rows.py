@@ -11,7 +11,7 @@ import numpy as np
 from remem.models import MemoryEvent, MemoryRecord, Message, Scope
 from remem.stores.base import AccessRow, IndexRow, MemoryFilter
 from remem.stores.common import as_of_sql, check_filter_key, lifetime
-from remem.util import dumps, from_db_time, to_db_time, utcnow
+from remem.util import dumps, from_db_time, to_db_time
 
 INDEX_COLUMNS = (
     "id, kind, user_id, agent_id, session_id, position, occurred_at, created_at, expires_at, "
