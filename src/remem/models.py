@@ -77,6 +77,18 @@ class MemoryRecord:
     superseded_by: str | None = None
 
 
+def recalled(
+    record: MemoryRecord, strength: float, access_count: int, at: datetime | None
+) -> MemoryRecord:
+    """``record`` with new recall statistics. The same as ``dataclasses.replace`` without
+    its per-field machinery: a search brings each recalled hit up to date this way, and
+    ``replace`` took 8 µs a record."""
+    fresh = object.__new__(MemoryRecord)
+    fresh.__dict__.update(record.__dict__, strength=strength, access_count=access_count,
+                          last_accessed_at=at)  # fmt: skip
+    return fresh
+
+
 @dataclass(frozen=True)
 class MemoryEvent:
     """One change to a memory, as kept in the audit log."""

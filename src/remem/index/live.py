@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
 from datetime import date, datetime
 from typing import Any, TypeVar
 
@@ -25,7 +24,7 @@ from remem.formation.derived import DERIVED_KINDS
 from remem.index import bm25
 from remem.index.arrays import NO_ROWS, NO_SCORES, Column, Floats, Kept, Rows, sum_by_row, top
 from remem.index.rules import entity_rows
-from remem.models import MEMORY_KINDS, MemoryRecord
+from remem.models import MEMORY_KINDS, MemoryRecord, recalled
 from remem.stores.base import AccessRow, Changes, EntityRow, IndexRow, MemoryFilter, session_key
 
 T = TypeVar("T")
@@ -407,9 +406,8 @@ class LiveScope:
         kept.move_to_end(row)
         access = self._accessed.pop(row, None)
         if access is not None:  # kept records stay exactly what the store holds
-            kept[row] = replace(kept[row], strength=access.strength,
-                                access_count=access.access_count,
-                                last_accessed_at=access.last_accessed_at)  # fmt: skip
+            kept[row] = recalled(kept[row], access.strength, access.access_count,
+                                 access.last_accessed_at)  # fmt: skip
         return kept[row]
 
     def _keep(self, row: int, record: MemoryRecord) -> None:
