@@ -22,6 +22,7 @@ import numpy.typing as npt
 from remem.annotations import TimeLink, keyword_terms, query_terms, stem, time_links, words
 from remem.formation.derived import DERIVED_KINDS
 from remem.index import bm25
+from remem.index.ann import Approximate
 from remem.index.arrays import NO_ROWS, NO_SCORES, Column, Floats, Kept, Rows, sum_by_row, top
 from remem.index.rules import entity_rows
 from remem.models import MEMORY_KINDS, MemoryRecord, recalled
@@ -77,6 +78,8 @@ class LiveScope:
         self._length = Column(np.float64)
         self._vectors: Column | None = None
         self._has_vector = Column(np.bool_)
+        self._approximate = Approximate()  # an HNSW graph once the scope is big (index.ann)
+        self.last_vector_search = "exact"  # how the last ``vector_top`` searched: or "graph"
         self._postings: dict[str, tuple[Column, Column]] = {}  # term -> rows, tfs
         self._df: Counter[str] = Counter()
         self._docs, self._total_length = 0, 0.0
@@ -355,7 +358,7 @@ class LiveScope:
         matches = 16 * (4 * rows + MATCHES_FLOOR) + MASKS_KEPT * rows
         return (sum(c.data.nbytes for c in columns) + rows * ROW_BYTES + self._text_bytes
                 + self._posting_entries * POSTING_BYTES + matches
-                + min(rows, RECORDS_KEPT) * RECORD_BYTES)  # fmt: skip
+                + min(rows, RECORDS_KEPT) * RECORD_BYTES + self._approximate.nbytes())  # fmt: skip
 
     def alive(self, row: int) -> bool:
         """Whether a row is a memory's current state (not deleted or replaced)."""
@@ -524,21 +527,29 @@ class LiveScope:
         return self.named(*self.vector_top(vector, mask, limit))
 
     def vector_top(
-        self, vector: npt.NDArray[np.float32], mask: Mask, limit: int
+        self, vector: npt.NDArray[np.float32], mask: Mask, limit: int, exact: bool = False
     ) -> tuple[Rows, Floats]:
-        """The ``limit`` rows the mask admits most similar to ``vector``, best first."""
+        """The ``limit`` rows the mask admits most similar to ``vector``, best first: from
+        an HNSW graph's candidates in a big scope (``index.ann``, rescored exactly), else
+        (or when ``exact``) by scanning every row."""
         if self._vectors is None or vector.shape[0] != self.dimensions:
             return NO_ROWS, NO_SCORES
-        # one dot product per row (``vecdot``: a single-threaded SIMD loop), not a BLAS
-        # matrix-vector product: OpenBLAS's threads and onnxruntime's (which spin for a
-        # while after embedding the query) fight over the two cores; ``einsum`` is one
-        # thread too but about 1.5x slower (docs/design-notes.md)
-        scores = np.vecdot(self._vectors.view(), _unit(vector))
+        unit, matrix = _unit(vector), self._vectors.view()
         admitted = mask & self._has_vector.view()
         count = int(np.count_nonzero(admitted))
         k = min(limit, count)
         if k <= 0:
             return NO_ROWS, NO_SCORES
+        near = None if exact else self._approximate.top(matrix, self._has_vector.view(), unit,
+                                                        admitted, count, k)  # fmt: skip
+        self.last_vector_search = "exact" if near is None else "graph"
+        if near is not None:
+            return top(near, np.vecdot(matrix[near], unit).astype(np.float64), k)
+        # one dot product per row (``vecdot``: a single-threaded SIMD loop), not a BLAS
+        # matrix-vector product: OpenBLAS's threads and onnxruntime's (which spin for a
+        # while after embedding the query) fight over the two cores; ``einsum`` is one
+        # thread too but about 1.5x slower (docs/design-notes.md)
+        scores = np.vecdot(matrix, unit)
         scores[~admitted] = -np.inf
         rows = np.argpartition(-scores, k - 1)[:k] if k < scores.size else np.arange(k)
         order = np.lexsort((rows, -scores[rows]))

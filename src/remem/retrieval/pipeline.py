@@ -51,6 +51,7 @@ def run_channels(run: Run) -> Channels:
     if vector is not None:
         started = time.perf_counter()
         out["dense"] = run.index.vector_top(vector, run.mask, run.recipe.candidates)
+        run.notes["dense_search"] = run.index.last_vector_search  # "exact", or "graph" (big scopes)
         run.timed("dense", started)
     return out
 

@@ -20,6 +20,10 @@ import numpy.typing as npt
 
 from remem.bench.live import latency
 from remem.errors import ConfigError
+from remem.index import ann
+from remem.retrieval.run import HIT_KINDS
+from remem.stores.base import MemoryFilter
+from remem.util import utcnow
 
 K = 10
 TIE = 1e-4  # float32 scores computed in another order differ in the 7th digit
@@ -182,3 +186,36 @@ def usearch_ann(
 
 def _mb(size: int) -> float:
     return round(size / (1 << 20), 1)
+
+
+# ------------------------------------------------------------ remem's own dense channel
+
+
+def channel_section(memory: Any, queries: Matrix) -> dict[str, Any]:
+    """remem's dense channel across the whole tenant, as a search runs it: the scope
+    index's HNSW graph (``remem.index.ann``, candidates rescored exactly) against the
+    exact scan of the same index, on the same queries: recall@10 (ties counted as
+    right), p50/p95 ms, and the first call's time (it builds the graph)."""
+    flt = MemoryFilter(namespace=memory.namespace, kinds=HIT_KINDS)
+    with memory.index.open(flt) as scope:
+        mask = scope.mask(flt, utcnow())
+        started = time.perf_counter()
+        scope.vector_top(queries[0], mask, K)
+        first = round((time.perf_counter() - started) * 1000, 1)
+        graph_ms, exact_ms, right = [], [], 0
+        for query in queries:
+            started = time.perf_counter()
+            _, found = scope.vector_top(query, mask, K)
+            graph_ms.append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            _, best = scope.vector_top(query, mask, K, exact=True)
+            exact_ms.append((time.perf_counter() - started) * 1000)
+            right += min(K, int(np.count_nonzero(found >= best[-1] - TIE))) if best.size else 0
+        rows = len(scope)
+    return {
+        "rows": rows,
+        "graph_from_rows": ann.MIN_ROWS,
+        "graph": {"first_ms": first, "recall@10": round(right / (K * len(queries)), 4),
+                  **latency(graph_ms)},
+        "exact": latency(exact_ms),
+    }  # fmt: skip

@@ -29,7 +29,7 @@ from tqdm import tqdm
 import remem
 from remem import EmbedderConfig, Memory
 from remem.bench.live import latency, live_queries
-from remem.bench.scale.ann import EF_SEARCH, Corpus, exact_section, usearch_ann
+from remem.bench.scale.ann import EF_SEARCH, Corpus, channel_section, exact_section, usearch_ann
 from remem.bench.scale.data import (
     Pool,
     PoolEmbedder,
@@ -225,6 +225,7 @@ def _measure(
         "user": time_search(memory, pool.queries, user, reference),
         "tenant": time_search(memory, pool.queries, None, reference),
     }
+    channel = channel_section(memory, vectors)
     disk, rss = target.disk(memory), peak_mb()
     corpus = target.corpus(memory)
     ann = {"exact": exact_section(corpus, user, vectors),
@@ -232,7 +233,7 @@ def _measure(
     return {
         "memories": stats.memories, "memories_by_kind": dict(stats.memories_by_kind),
         "vectors": len(corpus.keys), "scope_vectors": int(np.sum(corpus.users == user)),
-        "ingest": loaded, "search": search, "disk": disk,
+        "ingest": loaded, "search": search, "dense_channel": channel, "disk": disk,
         "peak_rss_mb": {"ingest_and_search": rss, "with_ann": peak_mb()}, "ann": ann,
     }  # fmt: skip
 
