@@ -19,6 +19,7 @@ from datetime import timedelta
 
 import numpy as np
 
+from remem.annotations import words
 from remem.index.arrays import Rows, top
 from remem.index.live import LiveScope
 from remem.retrieval import fusion, scope, steps
@@ -138,16 +139,24 @@ def _hop_entities(
     specificity times the hit's score (speakers name half the turns: never a hop)."""
     index = run.index
     asked = set(analysis.terms) | set(analysis.entities)
+    question = f" {' '.join(words(analysis.text))} "
     specificity = scope.specificity(index)
     weight: dict[str, float] = {}
     for row in seeds:
         for j, w in index.mentions_by_row.get(row, ()):
             entity = index.entities[j]
-            if entity.kind == "speaker" or entity.key in asked or set(entity.key.split()) <= asked:
+            if entity.kind == "speaker" or _named(entity.key, asked, question):
                 continue
             gain = w * float(specificity[j]) * float(ranking.scores[row])
             weight[entity.key] = weight.get(entity.key, 0.0) + gain
     return weight
+
+
+def _named(key: str, asked: set[str], question: str) -> bool:
+    """Whether the question names the entity ``key``: as one of its terms, with all of
+    its words among them, or as a phrase of its words (``question``: its lower-cased words
+    joined by single spaces, padded); the phrase stands in for the entity recogniser."""
+    return key in asked or f" {key} " in question or set(key.split()) <= asked
 
 
 def graph_step(run: Run, ranking: Ranking) -> None:

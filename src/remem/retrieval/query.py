@@ -119,7 +119,7 @@ def analyze(question: str, reference: datetime, known: Mapping[str, str]) -> Que
     """Terms, intent, time windows (relative ones resolved against ``reference``) and the
     known entities a question names."""
     windows = tuple(w for w in find_times(question, reference) if w.kind != "vague")
-    named = query_entities(question, known)
+    named = query_entities(question, known) if known else []  # only known ones count
     entities = tuple(dict.fromkeys(m.key for m in named if m.key in known))
     return QueryAnalysis(
         question, tuple(terms(question)), intent(question), windows, entities, reference,

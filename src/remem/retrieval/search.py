@@ -62,7 +62,7 @@ def search(
     run = Run(store, index, vector, query, replace(flt, kinds=flt.kinds or HIT_KINDS), recipe,
               now, rerank=rerank)  # fmt: skip
     started = time.perf_counter()
-    run.analysis = analyze(query, reference or now, _known(run))
+    run.analysis = analyze(query, reference or now, _known(run, explain))
     run.timed("analyze", started)
     ranking = first_stage(run, run_channels(run))
     for name, step in PIPELINE:
@@ -82,9 +82,11 @@ def search(
     return SearchRun(candidates, _explain(run, ranking) if explain else {})
 
 
-def _known(run: Run) -> Mapping[str, str]:
-    """The scope's entity table, when a step needs the question's entities."""
-    if run.recipe.graph > 0 or run.recipe.multihop > 0:
+def _known(run: Run, explain: bool) -> Mapping[str, str]:
+    """The scope's entity table, when the question's entities are wanted: the graph walk
+    starts from them, and ``explain`` shows them (the multi-hop round needs only to know
+    whether the question names an entity, which its words tell, ``pipeline._named``)."""
+    if run.recipe.graph > 0 or (explain and run.recipe.multihop > 0):
         return run.index.entity_kinds
     return {}
 
