@@ -62,7 +62,7 @@ def search(
     run = Run(store, index, vector, query, replace(flt, kinds=flt.kinds or HIT_KINDS), recipe,
               now, rerank=rerank)  # fmt: skip
     started = time.perf_counter()
-    run.analysis = analyze(query, reference or now, _known(run, explain))
+    run.analysis = analyze(query, reference or now, _known(run))
     run.timed("analyze", started)
     ranking = first_stage(run, run_channels(run))
     for name, step in PIPELINE:
@@ -82,21 +82,23 @@ def search(
     return SearchRun(candidates, _explain(run, ranking) if explain else {})
 
 
-def _known(run: Run, explain: bool) -> Mapping[str, str]:
-    """The scope's entity table, when the question's entities are wanted: the graph walk
-    starts from them, and ``explain`` shows them (the multi-hop round needs only to know
-    whether the question names an entity, which its words tell, ``pipeline._named``)."""
-    if run.recipe.graph > 0 or (explain and run.recipe.multihop > 0):
-        return run.index.entity_kinds
-    return {}
+def _known(run: Run) -> Mapping[str, str]:
+    """The scope's entity table, when a step needs the question's entities: the graph
+    walk starts from them (the multi-hop round needs only to know whether the question
+    names an entity, which its words tell: ``pipeline._named``)."""
+    return run.index.entity_kinds if run.recipe.graph > 0 else {}
 
 
 def _explain(run: Run, ranking: Ranking) -> dict[str, Any]:
     recipe = run.recipe
     on = set(recipe.mechanisms()) | ({"anchors"} if recipe.time > 0 else set())
     stages = {"embed_wait", "analyze", "bm25", "dense", "fusion", "rank"}
+    query = run.analysis.as_dict() if run.analysis else {"terms": terms(run.query)}
+    if run.analysis and not run.analysis.entities:  # not needed by the search: for show
+        known = run.index.entity_kinds
+        query["entities"] = list(analyze(run.query, run.analysis.reference, known).entities)
     return {
-        "query": run.analysis.as_dict() if run.analysis else {"terms": terms(run.query)},
+        "query": query,
         "recipe": {"name": recipe.name, "mechanisms": recipe.mechanisms()},
         "candidates": {
             name: int(ranking.found[name].size) if name in ranking.found else 0
