@@ -79,7 +79,9 @@ class Ranking:
 
     def channels(self, rows: Sequence[int]) -> list[tuple[str, ...]]:
         """For each row, the channels (and ``time``) that found it."""
-        found = {name: set(r.tolist()) for name, r in self.found.items()}
+        wanted = np.zeros(self.scores.size, dtype=bool)
+        wanted[list(rows)] = True
+        found = {name: set(r[wanted[r]].tolist()) for name, r in self.found.items()}
         return [tuple(name for name, hit in found.items() if r in hit) for r in rows]
 
 
