@@ -481,7 +481,11 @@ class LiveScope:
         latest term sets' matches are kept until the index changes (in all at most four
         rows per row of the scope)."""
         wanted = tuple(dict.fromkeys(t for term in terms for t in query_terms(term)))
-        found = self._matches.get(wanted)
+        found: tuple[Rows, Floats] | None
+        if len(wanted) == 1:  # one term's scores are kept already, and all positive
+            found = self._term_hits(wanted[0]) or (NO_ROWS, NO_SCORES)
+        else:
+            found = self._matches.get(wanted)
         if found is None:
             found = self._match(wanted)
             self._matches.put(wanted, found, found[0].size, 4 * len(self.ids) + MATCHES_FLOOR)
