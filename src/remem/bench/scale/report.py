@@ -12,7 +12,7 @@ INGEST_COLUMNS = ("memories", "users", "ingest_t/s", "model_t/s", "x_model", "di
 SEARCH_COLUMNS = ("user_mem", "user_first", "user_p50", "user_p95", "tenant_mem",
                   "tenant_first", "tenant_p50", "tenant_p95")  # fmt: skip
 ANN_COLUMNS = ("recall@10", "p50_ms", "p95_ms", "build_s", "index_MB")
-CHANNEL_COLUMNS = ("rows", "recall@10", "p50_ms", "p95_ms", "first_ms")
+CHANNEL_COLUMNS = ("rows", "recall@10", "p50_ms", "p95_ms")
 # experiment key -> label; each holds figures directly or ``by_ef``
 EXPERIMENTS = (
     ("tenant", "tenant HNSW"),
