@@ -78,10 +78,11 @@ def channel_rows(run: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     if not found:
         return {}
     graph = "graph" if found["rows"] >= found["graph_from_rows"] else "graph (below its size)"
-    return {
-        f"{_name(run)} {graph}": {"rows": found["rows"], **found["graph"]},
-        f"{_name(run)} exact scan": {"rows": found["rows"], "recall@10": 1.0, **found["exact"]},
-    }
+    rows = {f"{_name(run)} {graph}": {"rows": found["rows"], **found["graph"]}}
+    for ef, figures in found.get("graph_by_ef", {}).items():
+        rows[f"{_name(run)} {graph}, ef {ef}"] = {"rows": found["rows"], **figures}
+    rows[f"{_name(run)} exact scan"] = {"rows": found["rows"], "recall@10": 1.0, **found["exact"]}
+    return rows
 
 
 def tables(report: Mapping[str, Any]) -> str:
