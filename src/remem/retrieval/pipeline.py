@@ -20,7 +20,7 @@ from datetime import timedelta
 import numpy as np
 
 from remem.annotations import words
-from remem.index.arrays import Rows, top
+from remem.index.arrays import Kept, Rows, top
 from remem.index.live import LiveScope
 from remem.retrieval import fusion, scope, steps
 from remem.retrieval.graph import personalized_pagerank
@@ -32,6 +32,7 @@ Channels = dict[str, tuple[Rows, Floats]]
 ENTITY_SEED_SHARE = 0.7  # of the restart mass, when the question links to entities
 ANCHOR_DAYS = timedelta(days=30)  # how far "after the trip" reaches past the trip
 HOPS = 6  # entities the multi-hop round follows
+HOP_ROWS_FLOOR = 65536  # rows of entities' matches kept per scope index beyond two per row
 # Power-iteration steps of the graph walk: three steps reach memories two entity hops
 # from an entity seed (and back from a memory seed) and leave 0.5^4 of the mass
 # unspread; on the dev split 3 and 30 steps ranked every question identically.
@@ -118,9 +119,10 @@ def multihop_step(run: Run, ranking: Ranking) -> None:
 
 def _hop_rows(run: Run, key: str) -> tuple[Rows, Floats, float]:
     """An entity's best ``candidates`` memories the filter admits, their BM25 scores and
-    the best of them; kept until the index changes, for searches with the same mask."""
-    kept: dict[tuple[str, int], tuple[object, Rows, Floats, float]]
-    kept = run.index.memo.setdefault("multihop", {})
+    the best of them; kept until the index changes (the latest, about two rows per row
+    of the scope in all), for searches with the same mask."""
+    kept: Kept[tuple[str, int], tuple[object, Rows, Floats, float]]
+    kept = run.index.memo.setdefault("multihop", Kept())
     hit = kept.get((key, run.recipe.candidates))
     if hit is not None and hit[0] is run.mask:  # a kept mask is reused until a change
         return hit[1], hit[2], hit[3]
@@ -128,7 +130,8 @@ def _hop_rows(run: Run, key: str) -> tuple[Rows, Floats, float]:
     if rows.size > run.recipe.candidates:
         rows, scores = top(rows, scores, run.recipe.candidates)
     best = float(scores.max()) if rows.size else 0.0
-    kept[(key, run.recipe.candidates)] = (run.mask, rows, scores, best)
+    kept.put((key, run.recipe.candidates), (run.mask, rows, scores, best), rows.size + 1,
+             2 * len(run.index) + HOP_ROWS_FLOOR)  # fmt: skip
     return rows, scores, best
 
 
