@@ -119,12 +119,17 @@ def analyze(question: str, reference: datetime, known: Mapping[str, str]) -> Que
     """Terms, intent, time windows (relative ones resolved against ``reference``) and the
     known entities a question names."""
     windows = tuple(w for w in find_times(question, reference) if w.kind != "vague")
-    named = query_entities(question, known) if known else []  # only known ones count
-    entities = tuple(dict.fromkeys(m.key for m in named if m.key in known))
     return QueryAnalysis(
-        question, tuple(terms(question)), intent(question), windows, entities, reference,
-        anchors(question, windows),
+        question, tuple(terms(question)), intent(question), windows,
+        known_entities(question, known), reference, anchors(question, windows),
     )  # fmt: skip
+
+
+def known_entities(question: str, known: Mapping[str, str]) -> tuple[str, ...]:
+    """The keys of the entities in ``known`` that the question names, first mention first
+    (none without ``known``: only known entities count)."""
+    named = query_entities(question, known) if known else []
+    return tuple(dict.fromkeys(m.key for m in named if m.key in known))
 
 
 def anchors(question: str, windows: tuple[TimeSpan, ...] = ()) -> tuple[Anchor, ...]:

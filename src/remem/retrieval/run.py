@@ -67,8 +67,7 @@ class Ranking:
         """For each row: each channel's own score and what each step added."""
         at = {r: i for i, r in enumerate(rows)}
         out: list[dict[str, float]] = [{} for _ in rows]
-        wanted = np.zeros(self.scores.size, dtype=bool)
-        wanted[list(rows)] = True
+        wanted = self._marked(rows)
         named = [(name, r, s, False) for name, (r, s) in self.raw.items()]
         for name, found, values, add in [*named, *((n, r, d, True) for n, r, d in self.steps)]:
             keep = wanted[found]
@@ -79,10 +78,15 @@ class Ranking:
 
     def channels(self, rows: Sequence[int]) -> list[tuple[str, ...]]:
         """For each row, the channels (and ``time``) that found it."""
-        wanted = np.zeros(self.scores.size, dtype=bool)
-        wanted[list(rows)] = True
+        wanted = self._marked(rows)
         found = {name: set(r[wanted[r]].tolist()) for name, r in self.found.items()}
         return [tuple(name for name, hit in found.items() if r in hit) for r in rows]
+
+    def _marked(self, rows: Sequence[int]) -> npt.NDArray[np.bool_]:
+        """A flag per row of the scope, set for ``rows``."""
+        wanted = np.zeros(self.scores.size, dtype=bool)
+        wanted[list(rows)] = True
+        return wanted
 
 
 @dataclass

@@ -11,7 +11,7 @@ from typing import Any
 
 from remem.index.live import LiveScope
 from remem.retrieval.pipeline import PIPELINE, first_stage, run_channels
-from remem.retrieval.query import analyze, terms
+from remem.retrieval.query import analyze, known_entities, terms
 from remem.retrieval.recipes import Recipe
 from remem.retrieval.run import HIT_KINDS, Ranking, Rerank, Run, Vector
 from remem.stores.base import MemoryFilter, Store
@@ -95,8 +95,7 @@ def _explain(run: Run, ranking: Ranking) -> dict[str, Any]:
     stages = {"embed_wait", "analyze", "bm25", "dense", "fusion", "rank"}
     query = run.analysis.as_dict() if run.analysis else {"terms": terms(run.query)}
     if run.analysis and not run.analysis.entities:  # not needed by the search: for show
-        known = run.index.entity_kinds
-        query["entities"] = list(analyze(run.query, run.analysis.reference, known).entities)
+        query["entities"] = list(known_entities(run.query, run.index.entity_kinds))
     return {
         "query": query,
         "recipe": {"name": recipe.name, "mechanisms": recipe.mechanisms()},
