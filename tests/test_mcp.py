@@ -347,7 +347,7 @@ async def test_other_users_memories_are_out_of_reach(http_server: HttpServer) ->
     assert "1234" in hits[0]["text"]
     seen = {m["id"] for m in hits + sneaky + listed} | set(block["memory_ids"])
     assert seen and not seen & set(bob)
-    assert "4417" not in json.dumps([hits, sneaky, listed, block])
+    assert "code is 4417" not in json.dumps([hits, sneaky, listed, block])
     for (tool, memory_id), answer in answers.items():
         assert _as_seen(answer, memory_id) == _as_seen(answers[tool, UNKNOWN_ID], UNKNOWN_ID)
         _remem_error(answer, "not_found")
