@@ -18,6 +18,8 @@ from remem import Memory
 from remem.bench.live import SyntheticChat, live_queries
 from remem.embedders.base import Embedder
 from remem.index import ann
+from remem.retrieval.run import HIT_KINDS
+from remem.stores.base import MemoryFilter
 
 pytest.importorskip("usearch", reason="approximate search needs the [ann] extra (usearch)")
 
@@ -109,3 +111,25 @@ def test_without_usearch_the_scan_is_exact(memory: Memory, monkeypatch: pytest.M
     monkeypatch.setattr(ann, "_load_usearch", lambda: None)
     for query in QUERIES[:5]:
         assert _dense(memory, query, graph=True) == _dense(memory, query, graph=False)
+
+
+def test_identical_vectors_share_one_node_and_every_copy_is_found(memory: Memory) -> None:
+    """The same text said again has the same vector: the graph holds it once, and every
+    memory carrying it is a candidate, the one whose node it is deleted or not."""
+    said = "sounds good, talk to you tomorrow at the pottery studio"
+    copies = [memory.add(said, user_id="maya", session_id=f"again-{n}").memories[0].id
+              for n in range(30)]  # fmt: skip
+    _dense(memory, QUERIES[0], graph=True)  # builds the graph
+    with memory.index.open(_maya(memory)) as scope:
+        nodes, rows = scope.graph_nodes(), len(scope)
+    assert 0 < nodes <= rows - len(copies) + 1
+    late = memory.add(said, user_id="maya", session_id="again-late").memories[0].id
+    memory.delete(copies[0])  # the copy the graph holds as a node
+    found = memory.search(said, user_id="maya", recipe="dense", limit=40, explain=True)
+    assert (found.explain or {})["dense_search"] == "graph"
+    assert {*copies[1:], late} <= {h.memory.id for h in found}
+    assert copies[0] not in {h.memory.id for h in found}
+
+
+def _maya(memory: Memory) -> MemoryFilter:
+    return MemoryFilter(namespace=memory.namespace, user_id="maya", kinds=HIT_KINDS)

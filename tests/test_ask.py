@@ -118,7 +118,7 @@ def test_ask_answers_from_numbered_memories_and_cites_them(
     (request,) = scripted.requests
     shown = _memories_shown(request)
     assert sorted(shown) == list(range(1, len(shown) + 1)) and len(shown) == 3
-    assert "code is 4417" not in request.messages[-1]["content"]  # bob's memory is not ana's context
+    assert "code is 4417" not in request.messages[-1]["content"]  # not bob's memory
     assert lisbon.source_ids[0] not in request.messages[-1]["content"]  # numbers, not ids
     assert "Today is 1 July 2023." in request.messages[-1]["content"]
     assert "## 8 May 2023 (session s1)" in request.messages[-1]["content"]

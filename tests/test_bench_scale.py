@@ -65,7 +65,7 @@ def check_run(run: Mapping[str, Any], backend: str) -> None:
     assert channel["rows"] >= run["memories"]
     assert 0.0 <= channel["graph"]["recall@10"] <= 1.0 and channel["exact"]["p50_ms"] > 0
     if channel["rows"] < channel["graph_from_rows"]:  # a small run scans exactly either way
-        assert channel["graph"]["recall@10"] == 1.0
+        assert channel["graph"]["recall@10"] == 1.0 and channel["graph_nodes"] == 0
     assert run["disk"]["bytes"] > 0
     assert run["peak_rss_mb"]["with_ann"] >= run["peak_rss_mb"]["ingest_and_search"] > 0
 

@@ -530,6 +530,10 @@ class LiveScope:
         """Exact cosine similarity over the rows' vectors."""
         return self.named(*self.vector_top(vector, mask, limit))
 
+    def graph_nodes(self) -> int:
+        """Distinct vectors in the scope's HNSW graph (0 until a search builds it)."""
+        return self._approximate.nodes()
+
     def vector_top(
         self, vector: npt.NDArray[np.float32], mask: Mask, limit: int, exact: bool = False
     ) -> tuple[Rows, Floats]:

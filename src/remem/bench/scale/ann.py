@@ -217,9 +217,10 @@ def channel_section(memory: Any, queries: Matrix) -> dict[str, Any]:
                 by_ef[str(ef)] = _channel_graph(scope, mask, queries, best)
         finally:
             ann.EXPANSION_SEARCH = default_ef
-        rows = len(scope)
-    return {"rows": rows, "graph_from_rows": ann.MIN_ROWS, "graph": by_ef[str(default_ef)],
-            "graph_by_ef": by_ef, "exact": latency(exact_ms)}  # fmt: skip
+        rows, nodes = len(scope), scope.graph_nodes()
+    return {"rows": rows, "graph_from_rows": ann.MIN_ROWS, "graph_nodes": nodes,
+            "graph": by_ef[str(default_ef)], "graph_by_ef": by_ef,
+            "exact": latency(exact_ms)}  # fmt: skip
 
 
 def _channel_graph(scope: Any, mask: Any, queries: Matrix, best: list[Any]) -> dict[str, Any]:
