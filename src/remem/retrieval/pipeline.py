@@ -106,11 +106,12 @@ def multihop_step(run: Run, ranking: Ranking) -> None:
     if not expansion:
         return
     scale = recipe.multihop * ranking.peak() / expansion[0][1]
+    found = [(rows, scale * w * scores / best) for key, w in expansion
+             for rows, scores, best in [_hop_rows(run, key)] if rows.size]  # fmt: skip
     deltas = np.zeros(len(run.index))
-    for key, w in expansion:
-        rows, scores, best = _hop_rows(run, key)
-        if rows.size:
-            deltas[rows] = np.maximum(deltas[rows], scale * w * scores / best)
+    if found:  # each row takes its largest delta from any entity
+        np.maximum.at(deltas, np.concatenate([r for r, _ in found]),
+                      np.concatenate([d for _, d in found]))  # fmt: skip
     deltas[seeds] = 0.0
     rows = np.flatnonzero(deltas)
     ranking.add("multihop", rows, deltas[rows])
@@ -141,17 +142,19 @@ def _hop_entities(
     """Entities the seed hits name but the question does not, by mention weight times
     specificity times the hit's score (speakers name half the turns: never a hop)."""
     index = run.index
+    mentions = [(row, j, w) for row in seeds for j, w in index.mentions_by_row.get(row, ())]
+    if not mentions:
+        return {}
+    rows, entities, weights = (np.asarray(column) for column in zip(*mentions, strict=True))
+    gains = weights * scope.specificity(index)[entities] * ranking.scores[rows]
     asked = set(analysis.terms) | set(analysis.entities)
     question = f" {' '.join(words(analysis.text))} "
-    specificity = scope.specificity(index)
     weight: dict[str, float] = {}
-    for row in seeds:
-        for j, w in index.mentions_by_row.get(row, ()):
-            entity = index.entities[j]
-            if entity.kind == "speaker" or _named(entity.key, asked, question):
-                continue
-            gain = w * float(specificity[j]) * float(ranking.scores[row])
-            weight[entity.key] = weight.get(entity.key, 0.0) + gain
+    for j, gain in zip(entities.tolist(), gains.tolist(), strict=True):
+        entity = index.entities[j]
+        if entity.kind == "speaker" or _named(entity.key, asked, question):
+            continue
+        weight[entity.key] = weight.get(entity.key, 0.0) + gain
     return weight
 
 
