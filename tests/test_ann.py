@@ -133,3 +133,21 @@ def test_identical_vectors_share_one_node_and_every_copy_is_found(memory: Memory
 
 def _maya(memory: Memory) -> MemoryFilter:
     return MemoryFilter(namespace=memory.namespace, user_id="maya", kinds=HIT_KINDS)
+
+
+def test_a_filter_refusing_the_nearest_rows_asks_the_graph_for_more(memory: Memory) -> None:
+    """The rows nearest the question are old ones the time filter refuses: the graph is
+    asked again for more candidates instead of the whole scope being scanned."""
+    said = [{"role": "user", "content": f"my tortoise Bartholomew ate {n} strawberries today"}
+            for n in range(500)]  # more than the graph is first asked for  # fmt: skip
+    memory.add(said, user_id="maya", session_id="old", timestamp="2001-01-01T00:00:00")
+    question, since = "what did the tortoise Bartholomew eat?", "2010-01-01"
+    exact = _dense(memory, question, graph=False, since=since)
+    ann.MIN_ROWS = 100
+    memory.index.clear()
+    found = memory.search(question, user_id="maya", recipe="dense", limit=10, explain=True,
+                          since=since)  # fmt: skip
+    assert (found.explain or {})["dense_search"] == "graph"
+    assert [h.memory.id for h in found] == [memory_id for memory_id, _ in exact]
+    assert [h.scores["dense"] for h in found] == pytest.approx([score for _, score in exact])
+    assert all("Bartholomew" not in h.text for h in found)

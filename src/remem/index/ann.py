@@ -38,6 +38,7 @@ EXPANSION_ADD = 128  # candidate list while building
 EXPANSION_SEARCH = 256  # candidate list while searching (at least the rows asked for)
 OVERSAMPLE = 2.0  # rows asked for, per row wanted, divided by the admitted share
 MIN_SHARE = 0.2  # below this admitted share of the scope the exact scan runs instead
+WIDEN, WIDENINGS = 4, 2  # too few admitted rows found: ask for 4x, then 16x, then scan
 BUILD_THREADS = 2
 CHUNK = 65_536  # rows taken into the graph at a time
 NODE_BYTES = 100  # about what the table of distinct vectors takes per node
@@ -140,17 +141,26 @@ class Approximate:
     ) -> Rows | None:  # fmt: skip
         """Up to ``limit`` admitted rows near ``vector`` (unordered), or ``None`` when the
         exact scan should run: a small scope, no usearch, too small an admitted share
-        (``count`` rows admitted), or fewer admitted rows found than wanted."""
+        (``count`` rows admitted), or fewer admitted rows found than wanted even after
+        asking the graph for ``WIDEN`` times more, ``WIDENINGS`` times (the rows nearest
+        the question can be ones the filter refuses: session summaries, say, or an old
+        period outside ``since``)."""
         size = matrix.shape[0]
         if size < MIN_ROWS or count < MIN_SHARE * size or not self._ready(matrix.shape[1]):
             return None
         assert self._graph is not None
         self._graph.catch_up(matrix, has_vector)
         want = min(size, int(OVERSAMPLE * limit * size / max(count, 1)) + 1)
-        found = self._graph.nearest(vector, want)
-        found = found[(found >= 0) & (found < size)]
-        rows: Rows = found[admitted[found]]
-        return rows if rows.size >= min(limit, count) else None
+        for _ in range(WIDENINGS + 1):
+            found = self._graph.nearest(vector, want)
+            found = found[(found >= 0) & (found < size)]
+            rows: Rows = found[admitted[found]]
+            if rows.size >= min(limit, count):
+                return rows
+            if want >= min(size, len(self._graph)):
+                break
+            want = min(size, want * WIDEN)  # the nearest rows were mostly refused
+        return None
 
     def _ready(self, dimensions: int) -> bool:
         if self._graph is not None:
