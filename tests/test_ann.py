@@ -151,3 +151,17 @@ def test_a_filter_refusing_the_nearest_rows_asks_the_graph_for_more(memory: Memo
     assert [h.memory.id for h in found] == [memory_id for memory_id, _ in exact]
     assert [h.scores["dense"] for h in found] == pytest.approx([score for _, score in exact])
     assert all("Bartholomew" not in h.text for h in found)
+
+
+def test_summaries_are_left_out_of_the_graph_and_searched_exactly(memory: Memory) -> None:
+    """Session summaries are not graph nodes (searches return them only when asked): a
+    search asking for them scans the scope exactly and finds them as before."""
+    summaries = memory.stats().memories_by_kind.get("summary", 0)
+    assert summaries > 0
+    _dense(memory, QUERIES[0], graph=True)  # builds the graph
+    with memory.index.open(_maya(memory)) as scope:
+        assert 0 < scope.graph_nodes() <= len(scope) - summaries
+    kinds = {"kinds": ["turn", "summary"]}
+    for query in QUERIES[:5]:
+        found = _dense(memory, query, graph=True, **kinds)  # asserts the scan was exact
+        assert found == _dense(memory, query, graph=False, **kinds)

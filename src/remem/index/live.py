@@ -34,6 +34,9 @@ Mask = npt.NDArray[np.bool_]
 # a search reads its hits from here, not the store, in a scope of up to this many rows
 RECORDS_KEPT = 16_384
 MASKS_KEPT = 16  # filter masks kept per scope index
+# Kinds the HNSW graph leaves out: searches return session summaries only when asked
+# (``retrieval.run.HIT_KINDS``), and they crowd the space near questions (design notes)
+UNGRAPHED_KINDS = frozenset({"summary"})
 MATCHES_FLOOR = 65536  # keyword match rows kept per scope index beyond four per row
 # Estimated bytes of what an index keeps outside its row columns (``LiveScope.nbytes``): per
 # row (its id, kind, session, times and metadata in lists and dicts), per posting entry
@@ -78,6 +81,7 @@ class LiveScope:
         self._length = Column(np.float64)
         self._vectors: Column | None = None
         self._has_vector = Column(np.bool_)
+        self._graphed = Column(np.bool_)  # rows the HNSW graph may hold (``_add_vector``)
         self._approximate = Approximate()  # an HNSW graph once the scope is big (index.ann)
         self.last_vector_search = "exact"  # how the last ``vector_top`` searched: or "graph"
         self._postings: dict[str, tuple[Column, Column]] = {}  # term -> rows, tfs
@@ -175,7 +179,7 @@ class LiveScope:
         self._strength.append(row.strength)
         self._recalled.append(_when(row.last_accessed_at or row.created_at))
         self._expiring += row.expires_at is not None
-        self._add_vector(row.vector)
+        self._add_vector(row.vector, row.kind not in UNGRAPHED_KINDS)
         self._index_terms(r, row.index_text)
         self._adjacent.append((-1, -1))
         if row.kind == "turn":
@@ -217,7 +221,7 @@ class LiveScope:
         for link in self._periods_of.pop(r, ()):
             self._period_alive.data[link] = False
 
-    def _add_vector(self, vector: npt.NDArray[np.float32] | None) -> None:
+    def _add_vector(self, vector: npt.NDArray[np.float32] | None, graphed: bool) -> None:
         if vector is not None and self._vectors is None:
             self.dimensions = int(vector.shape[0])
             self._vectors = Column(np.float32, self.dimensions)
@@ -227,8 +231,10 @@ class LiveScope:
             ok = vector is not None and vector.shape[0] == self.dimensions
             self._vectors.append(_unit(vector) if ok and vector is not None else 0.0)
             self._has_vector.append(ok)
+            self._graphed.append(ok and graphed)
         else:
             self._has_vector.append(False)
+            self._graphed.append(False)
 
     def _index_terms(self, r: int, index_text: str) -> None:
         terms = Counter(keyword_terms(index_text))
@@ -548,7 +554,7 @@ class LiveScope:
         k = min(limit, count)
         if k <= 0:
             return NO_ROWS, NO_SCORES
-        near = None if exact else self._approximate.top(matrix, self._has_vector.view(), unit,
+        near = None if exact else self._approximate.top(matrix, self._graphed.view(), unit,
                                                         admitted, count, k)  # fmt: skip
         self.last_vector_search = "exact" if near is None else "graph"
         if near is not None:
