@@ -123,3 +123,56 @@ def test_every_hit_is_the_record_the_store_holds(
         changed = hits.hits[round_].memory.id
         editor = writer if round_ % 2 else reader
         editor.update(changed, importance=0.1 * (round_ + 1), pinned=bool(round_ % 2))
+
+
+def test_a_search_of_a_current_index_holds_no_snapshot(pair: tuple[Memory, Memory]) -> None:
+    """When one read of the revision finds the index current, the search reads the index
+    alone; a write by another connection makes the next search take a snapshot and see
+    it."""
+    reader, writer = pair
+    reader.search("jazz", user_id="ana")  # the index is current after this
+    opened = []
+    snapshot = reader.store.snapshot
+
+    def counted() -> object:
+        opened.append(1)
+        return snapshot()
+
+    reader.store.snapshot = counted  # type: ignore[method-assign]
+    reader.search("jazz", user_id="ana")
+    assert opened == []
+    writer.add("My jazz trio plays on Sunday", user_id="ana", session_id="s2")
+    assert any("trio" in text for text in _texts(reader, "jazz trio"))
+    assert opened
+
+
+def test_store_reads_that_meet_a_write_are_read_again_in_one_snapshot(
+    pair: tuple[Memory, Memory], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no records kept, a search reads its hits from the store. A write landing
+    between the revision read and those reads (here: the best hit deleted) would leave the
+    ranking and the records from two states; the search notices and reads again."""
+    monkeypatch.setattr(live, "RECORDS_KEPT", 0)
+    reader, writer = pair
+    writer.add([{"content": f"jazz night number {n}"} for n in range(4)], user_id="ana",
+               session_id="s2")  # fmt: skip
+    before = reader.search("jazz night", user_id="ana", recipe="bm25", limit=3)
+    assert len(before) == 3
+    gone = before.hits[0].memory.id
+    load = reader.store.get_memories
+    calls = []
+
+    def load_after_a_write(namespace: str, ids: list[str]) -> object:
+        if not calls:
+            writer.delete(gone)
+        calls.append(ids)
+        return load(namespace, ids)
+
+    reader.store.get_memories = load_after_a_write  # type: ignore[method-assign]
+    hits = reader.search("jazz night", user_id="ana", recipe="bm25", limit=3)
+    assert len(calls) == 2  # the first reads met the deletion: read again
+    assert gone not in [h.memory.id for h in hits]
+    assert len(hits) == 3
+    assert [h.memory.id for h in hits] == [
+        h.memory.id for h in reader.search("jazz night", user_id="ana", recipe="bm25", limit=3)
+    ]

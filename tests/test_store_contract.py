@@ -1508,3 +1508,27 @@ def test_compact_keeps_every_row_and_the_store_live(store_factory):
     found = ksearch(store, ["cherries"], MemoryFilter(user_id="u"), 5)
     assert [h.id for h in found] == [later.id]
     assert ksearch(store, ["bananas"], MemoryFilter(user_id="u"), 5) == []
+
+
+def test_the_latest_revision_is_read_without_a_snapshot_and_reads_are_counted(store_factory):
+    """``latest_revision`` sees every committed write (another store object's too) and,
+    inside a snapshot, that snapshot's revision; ``reads`` counts this thread's queries."""
+    store, other = store_factory(), store_factory()
+    scope = Scope(user_id="u", namespace="ns")
+    with store.snapshot() as first:
+        assert store.latest_revision() == first
+    write_memories(other, new(make_record(scope, "walk the dog"), unit()))
+    latest = store.latest_revision()
+    assert latest > first
+    with store.snapshot() as seen:
+        write_memories(other, new(make_record(scope, "feed the cat"), unit()))
+        assert store.latest_revision() == seen == latest
+    assert store.latest_revision() > latest
+    reads = store.reads()
+    store.get_memories("ns", ["nope"])
+    assert store.reads() == reads + 1
+    counted: list[int] = []
+    thread = threading.Thread(target=lambda: counted.append(store.reads()))
+    thread.start()
+    thread.join()
+    assert counted == [0]  # per thread

@@ -83,3 +83,20 @@ def test_another_tenants_writes_never_move_a_tenants_scores(
         b.add([{"content": f"jazz jazz trio number {i} on Friday"} for i in range(30)],
               user_id="u", session_id="s")  # fmt: skip
         assert seen() == before
+
+
+def test_a_filter_kept_by_one_tenant_never_serves_another(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    """The checked filters a ``Memory`` keeps (per namespace) are not handed to the views
+    made from it, before or after it searched."""
+    root = Memory(tmp_path / "m.db", embedder=embedder)
+    root.add("Our launch is on Friday in Lisbon", user_id="ana")
+    assert "Lisbon" in root.search("launch", user_id="ana")[0].text  # keeps ana's filter
+    view = root.tenant("acme")
+    view.add("Our launch is on Monday in Oslo", user_id="ana")
+    assert [h.text for h in view.search("launch", user_id="ana")] == [
+        "user: Our launch is on Monday in Oslo"
+    ]
+    assert "Lisbon" in root.search("launch", user_id="ana")[0].text
+    root.close()

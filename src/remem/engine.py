@@ -36,7 +36,7 @@ from remem.formation.enrich import Enriched, enrich, index_suffix
 from remem.formation.salience import entity_table
 from remem.formation.summaries import needs_refresh, summarize, summary_embed_text
 from remem.formation.turns import format_day, turn_embed_text, turn_index_text, turn_memories
-from remem.index.cache import LiveIndex
+from remem.index.cache import LiveIndex, SnapshotMoved
 from remem.llms.base import LLM
 from remem.models import (
     AddResult,
@@ -63,6 +63,7 @@ from remem.registry import (
 from remem.rerankers.base import Reranker
 from remem.retrieval.recipes import Recipe, get_recipe
 from remem.retrieval.run import Rerank, Vector
+from remem.retrieval.search import SearchRun
 from remem.retrieval.search import search as run_search
 from remem.stores.base import KEEP, MemoryFilter, MemoryPatch, NewJob, NewMemory, Store, WriteBatch
 from remem.util import new_id, parse_timestamp, utcnow
@@ -89,6 +90,7 @@ DERIVED = (ENTITIES, KEYPHRASES, TIMES)
 P = ParamSpec("P")
 R = TypeVar("R")
 EMBED_WORKERS = 4  # query embeddings computed at once (searches from several threads)
+FILTERS_KEPT = 1024  # checked filters kept per Memory (``Memory._filter``)
 
 
 class Memory:
@@ -130,6 +132,7 @@ class Memory:
         self._rerankers_lock = threading.Lock()
         self._seen: dict[tuple[str, str], dict[str, str]] = {}
         self._seen_lock = threading.Lock()
+        self._filters: dict[tuple[str | None, ...], MemoryFilter] = {}
         self._view = False  # made by ``tenant``: closing it releases nothing shared
         self._llm, self._owns_llm = llm, llm is None
         self._llm_lock = threading.Lock()
@@ -515,15 +518,12 @@ class Memory:
         rerank = self._rerank_function(chosen.rerank)
         timings: dict[str, float] = {}
         vector = self._embed_later(text, timings) if "dense" in chosen.channels else None
-        opened = time.perf_counter()
-        with self.index.open(flt) as index:  # one snapshot for every read below
-            timings["open"] = _ms(opened)
-            run = run_search(self.store, index, vector, text, flt, chosen, limit, utcnow(),
-                             reference, rerank, explain)  # fmt: skip
-            fetched = time.perf_counter()
-            rows = [index.row_of[c.id] for c in run.candidates]
-            records = {r.id: r for r in index.records(rows, self._load)}
-            timings["fetch"] = _ms(fetched)
+        ranked = functools.partial(self._ranked, text, flt, chosen, limit, reference,
+                                   explain, vector, rerank, timings)  # fmt: skip
+        try:
+            run, records = ranked(fast=True)
+        except SnapshotMoved:  # store reads met a write: again, in one snapshot
+            run, records = ranked(fast=False)
         hits = tuple(
             SearchHit(records[c.id], c.score, c.scores, rank, c.channels)
             for rank, c in enumerate((c for c in run.candidates if c.id in records), start=1)
@@ -531,6 +531,31 @@ class Memory:
         took = _ms(started)
         info = _explained(run.analysis, flt, timings, took) if explain else None
         return SearchResults(query=text, recipe=chosen.name, hits=hits, took_ms=took, explain=info)
+
+    def _ranked(
+        self,
+        text: str,
+        flt: MemoryFilter,
+        chosen: Recipe,
+        limit: int,
+        reference: datetime | None,
+        explain: bool,
+        vector: Future[Vector] | None,
+        rerank: Rerank | None,
+        timings: dict[str, float],
+        fast: bool,
+    ) -> tuple[SearchRun, dict[str, MemoryRecord]]:
+        """The pipeline's run and its hits' records, from one state of the store."""
+        opened = time.perf_counter()
+        with self.index.open(flt, fast=fast) as index:
+            timings["open"] = _ms(opened)
+            run = run_search(self.store, index, vector, text, flt, chosen, limit, utcnow(),
+                             reference, rerank, explain)  # fmt: skip
+            fetched = time.perf_counter()
+            rows = [index.row_of[c.id] for c in run.candidates]
+            records = {r.id: r for r in index.records(rows, self._load)}
+            timings["fetch"] = _ms(fetched)
+        return run, records
 
     def _recalled(self, memory_ids: builtins.list[str]) -> None:
         """Count memories handed to the caller as recalled (written in the background)."""
@@ -782,6 +807,7 @@ class Memory:
         view = copy.copy(self)
         view.namespace = check_id(namespace, "namespace")
         view._seen, view._seen_lock = {}, threading.Lock()  # entity kinds are per tenant
+        view._filters = {}
         view._view = True
         return view
 
@@ -830,14 +856,26 @@ class Memory:
         since: Any,
         until: Any,
     ) -> MemoryFilter:
+        """The checked filter; the plain ones (ids and a kind name as strings, nothing
+        else) are kept, so a search repeats none of the checks (``FILTERS_KEPT``)."""
+        key = (self.namespace, user_id, agent_id, session_id, kinds)
+        unset = metadata is None and since is None and until is None
+        plain = unset and all(value is None or type(value) is str for value in key)
+        if plain and (kept := self._filters.get(key)) is not None:
+            return kept
         scope = check_scope(self.namespace, user_id, agent_id, session_id)
         wanted = check_metadata_filter(metadata)
-        return MemoryFilter(
+        flt = MemoryFilter(
             namespace=self.namespace, user_id=scope.user_id, agent_id=scope.agent_id,
             session_id=scope.session_id, kinds=check_kinds(kinds),
             metadata=wanted, since=parse_timestamp(since, "since"),
             until=parse_timestamp(until, "until"),
         )  # fmt: skip
+        if plain:
+            if len(self._filters) >= FILTERS_KEPT:
+                self._filters.clear()
+            self._filters[key] = flt
+        return flt
 
 
 def _ms(started: float) -> float:

@@ -369,6 +369,16 @@ class Store(ABC):
         (re-entrant per thread); yields the store's revision at that view."""
 
     @abstractmethod
+    def latest_revision(self) -> int:
+        """The newest committed revision, read at once without holding a view open
+        (inside ``snapshot``: that view's revision)."""
+
+    @abstractmethod
+    def reads(self) -> int:
+        """How many queries this thread has run (with ``latest_revision``, what lets a
+        reader check that reads made outside a snapshot all saw one revision)."""
+
+    @abstractmethod
     def changes(self, scope: ScopeKey, since: int) -> Changes:
         """The scope's memories written, and ids deleted, after revision ``since``, up to
         the current revision (inside ``snapshot``: that view's)."""

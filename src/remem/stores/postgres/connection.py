@@ -43,6 +43,7 @@ from remem.stores.postgres import codec
 log = logging.getLogger(__name__)
 Connection = psycopg.Connection[DictRow]
 MESSAGE_IDS = "messages_client_id"  # the unique constraint on client message ids
+REVISION_SQL = "SELECT revision FROM store_revision WHERE id = 1"
 
 
 def shown_url(url: str) -> str:
@@ -206,9 +207,20 @@ class Connections:
             local.conn = None
             self._put(conn)  # rolls back: a read-only transaction has nothing to keep
 
+    def latest_revision(self) -> int:
+        """The newest committed revision, in one statement on a pooled connection (no
+        transaction is held after it); inside a snapshot, the snapshot's revision."""
+        if getattr(self._local, "conn", None) is not None:
+            return int(self._local.revision)
+        return int(self._read(REVISION_SQL)[0]["revision"])
+
+    def reads(self) -> int:
+        """How many queries (``query``) this thread has run."""
+        return int(getattr(self._local, "reads", 0))
+
     def revision(self, conn: Connection) -> int:
         """The store revision as this connection sees it."""
-        row = self.run(conn, "SELECT revision FROM store_revision WHERE id = 1").fetchone()
+        row = self.run(conn, REVISION_SQL).fetchone()
         if row is None:  # pragma: no cover - migration 1 inserts the row
             raise StoreError(f"{self.where} has no store revision; restore it from an export")
         return int(row["revision"])
@@ -225,6 +237,10 @@ class Connections:
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[DictRow]:
         """Rows of one query: inside this thread's snapshot on its connection, else on a
         pooled one, retried once on a fresh connection if the first was dropped."""
+        self._local.reads = self.reads() + 1
+        return self._read(sql, params)
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[DictRow]:
         held: Connection | None = getattr(self._local, "conn", None)
         if held is not None:
             return self.run(held, sql, params).fetchall()

@@ -145,6 +145,14 @@ class PostgresStore(PostgresJobs, Store):
         transaction), and every write up to the revision it yields."""
         return self._db.snapshot()
 
+    def latest_revision(self) -> int:
+        """The newest committed revision (one read; inside a snapshot, its revision)."""
+        return self._db.latest_revision()
+
+    def reads(self) -> int:
+        """How many queries this thread has run."""
+        return self._db.reads()
+
     # -- writes ------------------------------------------------------------------------
 
     def write(self, batch: WriteBatch) -> tuple[str, ...]:

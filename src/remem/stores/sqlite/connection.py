@@ -114,6 +114,18 @@ class Connections:
             if conn.in_transaction:
                 conn.execute("COMMIT")
 
+    def latest_revision(self) -> int:
+        """The newest committed revision, in one statement (no transaction is held after
+        it); inside a snapshot, the snapshot's revision."""
+        try:
+            return self.revision(self.get())
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read {self.path}: {exc}") from exc
+
+    def reads(self) -> int:
+        """How many queries (``query``) this thread has run."""
+        return int(getattr(self._local, "reads", 0))
+
     @staticmethod
     def revision(conn: sqlite3.Connection) -> int:
         """The store revision as this connection sees it."""
@@ -147,6 +159,7 @@ class Connections:
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """Rows of one query on this thread's connection; errors become ``StoreError``."""
         started = time.perf_counter()
+        self._local.reads = self.reads() + 1
         try:
             found = self.get().execute(sql, params).fetchall()
         except sqlite3.Error as exc:
