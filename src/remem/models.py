@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from remem.util import replaced
+
 MemoryKind = Literal["turn", "keyphrase", "fact", "event", "profile", "summary", "procedure"]
 MEMORY_KINDS: tuple[str, ...] = (
     "turn",
@@ -80,13 +82,9 @@ class MemoryRecord:
 def recalled(
     record: MemoryRecord, strength: float, access_count: int, at: datetime | None
 ) -> MemoryRecord:
-    """``record`` with new recall statistics. The same as ``dataclasses.replace`` without
-    its per-field machinery: a search brings each recalled hit up to date this way, and
-    ``replace`` took 8 µs a record."""
-    fresh = object.__new__(MemoryRecord)
-    fresh.__dict__.update(record.__dict__, strength=strength, access_count=access_count,
-                          last_accessed_at=at)  # fmt: skip
-    return fresh
+    """``record`` with new recall statistics (a search brings each recalled hit up to
+    date this way: ``util.replaced``)."""
+    return replaced(record, strength=strength, access_count=access_count, last_accessed_at=at)
 
 
 @dataclass(frozen=True)

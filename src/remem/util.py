@@ -7,10 +7,11 @@ import math
 import reprlib
 import uuid
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from remem.errors import InvalidInputError
 
+T = TypeVar("T")
 _REPR = reprlib.Repr()
 _REPR.maxstring = _REPR.maxother = 60
 
@@ -116,3 +117,12 @@ def dumps(value: Any) -> str:
     return json.dumps(
         value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False
     )
+
+
+def replaced(obj: T, **changes: Any) -> T:
+    """A copy of a (frozen) dataclass instance with ``changes``: ``dataclasses.replace``
+    without its per-field machinery, which took 8 µs an object on a search's hot path.
+    Only for dataclasses without ``__post_init__`` or init-only fields."""
+    fresh: T = object.__new__(type(obj))
+    fresh.__dict__.update(obj.__dict__, **changes)
+    return fresh

@@ -70,21 +70,26 @@ class Kept(Generic[K, T]):
 
 
 def sum_by_row(rows: list[Rows], scores: list[Floats]) -> tuple[Rows, Floats]:
-    """Per-term (rows, scores) summed per row, rows ascending. Where the rows are dense
-    in their range (common terms over a scope) one counting pass over the range replaces
-    a sort; both add each row's scores in the order given, so the sums are identical."""
+    """Per-term (rows, scores) summed per row, rows ascending (each term's rows unique)."""
     if len(rows) == 1:
         return rows[0], scores[0]
-    every, weights = np.concatenate(rows), np.concatenate(scores)
-    if not every.size:
+    return add_by_row(np.concatenate(rows), np.concatenate(scores))
+
+
+def add_by_row(rows: Rows, values: Floats) -> tuple[Rows, Floats]:
+    """Each distinct row once (ascending) with the sum of its values. Where the rows are
+    dense in their range (common terms over a scope) one counting pass over the range
+    replaces a sort; both add each row's values in the order given, so the sums are
+    identical."""
+    if not rows.size:
         return NO_ROWS, NO_SCORES
-    size = int(every.max()) + 1
-    if size <= DENSE_RANGE * every.size:
-        summed = np.bincount(every, weights=weights, minlength=size)
-        unique = np.flatnonzero(np.bincount(every, minlength=size)).astype(np.int64, copy=False)
+    size = int(rows.max()) + 1
+    if size <= DENSE_RANGE * rows.size:
+        summed = np.bincount(rows, weights=values, minlength=size)
+        unique = np.flatnonzero(np.bincount(rows, minlength=size)).astype(np.int64, copy=False)
         return unique, np.asarray(summed[unique], dtype=np.float64)
-    unique, where = np.unique(every, return_inverse=True)
-    summed = np.bincount(where, weights=weights, minlength=unique.size)
+    unique, where = np.unique(rows, return_inverse=True)
+    summed = np.bincount(where, weights=values, minlength=unique.size)
     return unique, summed.astype(np.float64)
 
 

@@ -99,7 +99,10 @@ class LiveScope:
         self.entity_rows: dict[str, list[int]] = {}
         self.entities_with_word: dict[str, list[int]] = {}
         self.entity_kinds: dict[str, str] = {}
-        self.mentions_by_row: dict[int, list[tuple[int, float]]] = {}
+        self.entity_keys: list[str] = []  # key code -> entity key (entities share a key)
+        self._key_code: dict[str, int] = {}
+        self._entity_key = Column(np.int64)  # per entity row: its key's code
+        self._entity_speaker = Column(np.bool_)  # per entity row: a speaker
         self._edges = (Column(np.int64), Column(np.int64), Column(np.float64))
         self._edge_alive = Column(np.bool_)
         self._edges_of: dict[int, list[int]] = {}
@@ -216,7 +219,6 @@ class LiveScope:
         self._unlink_sources(r)
         for edge in self._edges_of.pop(r, ()):
             self._edge_alive.data[edge] = False
-        self.mentions_by_row.pop(r, None)
         self.times_by_row.pop(r, None)
         for link in self._periods_of.pop(r, ()):
             self._period_alive.data[link] = False
@@ -324,26 +326,28 @@ class LiveScope:
                 del self._turn_of[key]
 
     def _link_entities(self, r: int, row: IndexRow) -> None:
-        links = []
         for link in entity_rows(row.attributes):
             owner = (row.user_id, row.agent_id, link.key)
             j = self._entity_of.get(owner)
             if j is None:
                 j = self._entity_of[owner] = len(self.entities)
                 self.entities.append(EntityRow(link.key, link.name, link.kind))
+                code = self._key_code.get(link.key)
+                if code is None:
+                    code = self._key_code[link.key] = len(self.entity_keys)
+                    self.entity_keys.append(link.key)
+                self._entity_key.append(code)
+                self._entity_speaker.append(link.kind == "speaker")
                 self.entity_rows.setdefault(link.key, []).append(j)
                 self.entity_kinds.setdefault(link.key, link.kind)
                 for word in set(link.key.split()):
                     self.entities_with_word.setdefault(word, []).append(j)
-            links.append((j, link.weight))
             mem, ent, weight = self._edges
             self._edges_of.setdefault(r, []).append(mem.size)
             mem.append(r)
             ent.append(j)
             weight.append(link.weight)
             self._edge_alive.append(True)
-        if links:
-            self.mentions_by_row[r] = links
 
     # -- reading -------------------------------------------------------------------------
 
@@ -381,6 +385,21 @@ class LiveScope:
         keep = self._edge_alive.view()
         return list(zip(mem[keep].tolist(), ent[keep].tolist(), weight[keep].tolist(),
                         strict=True))  # fmt: skip
+
+    def has_mentions(self) -> bool:
+        """Whether any live memory names an entity."""
+        return bool(self._edges_of)
+
+    def mentions_of(self, rows: Iterable[int]) -> tuple[Rows, Rows, Floats]:
+        """The entity links of ``rows`` as arrays (memory rows, entity rows, weights), row
+        by row in the order given, each row's links in the order it made them."""
+        edges = np.array([e for r in rows for e in self._edges_of.get(r, ())], dtype=np.int64)
+        mem, ent, weight = (c.data[edges] for c in self._edges)
+        return mem, ent, weight
+
+    def entity_columns(self) -> tuple[Rows, npt.NDArray[np.bool_]]:
+        """Per entity row: its key's code (``entity_keys``), and whether it is a speaker."""
+        return self._entity_key.view(), self._entity_speaker.view()
 
     def edges(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[Any]]:
         """Live memory-entity edges as arrays (memory rows, entity rows, weights)."""
@@ -679,6 +698,6 @@ _MISSING = object()
 
 def _unit(vector: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     data = np.asarray(vector, dtype=np.float32)
-    norm = float(np.linalg.norm(data))
+    norm = float(np.sqrt(data.dot(data)))  # what ``np.linalg.norm`` computes, without its checks
     out: npt.NDArray[np.float32] = data / norm if norm > 0 and math.isfinite(norm) else data
     return out

@@ -83,13 +83,24 @@ def weighted(
 
     ``bounds`` gives min-max a (floor, min_span) per channel (see ``minmax``).
     """
+    return _combine(weighted_parts(channels, weights, normalizer, bounds))
+
+
+def weighted_parts(
+    channels: Mapping[str, Channel],
+    weights: Mapping[str, float],
+    normalizer: str = "minmax",
+    bounds: Mapping[str, tuple[float | None, float]] | None = None,
+) -> list[Channel]:
+    """Each channel's rows with its weighted, normalised scores (``weighted`` sums them
+    per row, in channel order)."""
     norm = NORMALIZERS[normalizer]
     parts = []
     for name, (rows, scores) in channels.items():
         floor, min_span = (bounds or {}).get(name, (None, 0.0))
         scaled = minmax(scores, floor, min_span) if norm is minmax else norm(scores)
         parts.append((rows, weights.get(name, 1.0) * scaled))
-    return _combine(parts)
+    return parts
 
 
 def _combine(parts: list[Channel]) -> Channel:

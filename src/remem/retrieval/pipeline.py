@@ -62,15 +62,16 @@ def first_stage(run: Run, channels: Channels) -> Ranking:
     """Fuse the channels as the recipe says, remembering each channel's raw scores."""
     started = time.perf_counter()
     recipe = run.recipe
+    ranking = Ranking(len(run.index))
     if recipe.fusion == "rrf":
-        rows, fused = fusion.rrf(channels, recipe.channels, recipe.rrf_k)
+        ranking.join(*fusion.rrf(channels, recipe.channels, recipe.rrf_k))
     else:
         # fewer BM25 hits than asked are all its matches: every other memory scores 0
         complete = "bm25" in channels and channels["bm25"][0].size < recipe.candidates
         bounds = {"bm25": (0.0 if complete else None, 0.0)}
-        rows, fused = fusion.weighted(channels, recipe.channels, recipe.normalizer, bounds)
-    ranking = Ranking(len(run.index))
-    ranking.join(rows, fused)
+        for rows, part in fusion.weighted_parts(channels, recipe.channels, recipe.normalizer,
+                                                bounds):  # fmt: skip
+            ranking.join_sum(rows, part)  # the channels' parts summed per row, in order
     for name, found in channels.items():
         ranking.raw[name] = found
         ranking.found[name] = found[0]
@@ -99,63 +100,72 @@ def multihop_step(run: Run, ranking: Ranking) -> None:
     recipe = run.recipe
     if recipe.multihop <= 0 or not ranking.member.any() or run.analysis is None:
         return
-    seeds, _ = ranking.best(recipe.multihop_seeds)
-    weight = _hop_entities(run, run.analysis, ranking, seeds.tolist())
-    # entities named only by zero-score hits weigh nothing (and nothing to scale by)
-    expansion = [kv for kv in sorted(weight.items(), key=lambda kv: -kv[1]) if kv[1] > 0][:HOPS]
+    seeds, best = ranking.best(recipe.multihop_seeds)
+    expansion = _hop_entities(run, run.analysis, ranking, seeds)[:HOPS]
     if not expansion:
         return
-    scale = recipe.multihop * ranking.peak() / expansion[0][1]
-    found = [(rows, scale * w * scores / best) for key, w in expansion
-             for rows, scores, best in [_hop_rows(run, key)] if rows.size]  # fmt: skip
+    scale = recipe.multihop * float(best[0]) / expansion[0][1]  # best[0]: the peak score
+    hops = [(rows, shares, scale * w) for key, w in expansion
+            for rows, shares in [_hop_rows(run, key)] if rows.size]  # fmt: skip
+    run.notes["multihop_terms"] = [key for key, _ in expansion]
+    if not hops:
+        return
+    rows = np.concatenate([r for r, _, _ in hops])
+    factors = np.repeat([f for _, _, f in hops], [r.size for r, _, _ in hops])
+    each = np.concatenate([s for _, s, _ in hops]) * factors
     deltas = np.zeros(len(run.index))
-    if found:  # each row takes its largest delta from any entity
-        np.maximum.at(deltas, np.concatenate([r for r, _ in found]),
-                      np.concatenate([d for _, d in found]))  # fmt: skip
+    np.maximum.at(deltas, rows, each)  # each row takes its largest delta from any entity
     deltas[seeds] = 0.0
     rows = np.flatnonzero(deltas)
     ranking.add("multihop", rows, deltas[rows])
-    run.notes["multihop_terms"] = [key for key, _ in expansion]
 
 
-def _hop_rows(run: Run, key: str) -> tuple[Rows, Floats, float]:
-    """An entity's best ``candidates`` memories the filter admits, their BM25 scores and
-    the best of them; kept until the index changes (the latest, about two rows per row
-    of the scope in all), for searches with the same mask."""
-    kept: Kept[tuple[str, int], tuple[object, Rows, Floats, float]]
-    kept = run.index.memo.setdefault("multihop", Kept())
+def _hop_rows(run: Run, key: str) -> tuple[Rows, Floats]:
+    """An entity's best ``candidates`` memories the filter admits and their BM25 scores
+    over the best of them; kept until the index changes (the latest, about two rows per
+    row of the scope in all), for searches with the same mask."""
+    kept: Kept[tuple[str, int], tuple[object, Rows, Floats]] | None
+    kept = run.index.memo.get("multihop")
+    if kept is None:
+        kept = run.index.memo["multihop"] = Kept()
     hit = kept.get((key, run.recipe.candidates))
     if hit is not None and hit[0] is run.mask:  # a kept mask is reused until a change
-        return hit[1], hit[2], hit[3]
+        return hit[1], hit[2]
     rows, scores = run.index.keyword_scores(terms(key), run.mask)
     if rows.size > run.recipe.candidates:
         rows, scores = top(rows, scores, run.recipe.candidates)
-    best = float(scores.max()) if rows.size else 0.0
-    kept.put((key, run.recipe.candidates), (run.mask, rows, scores, best), rows.size + 1,
+    shares = scores / scores.max() if rows.size else scores
+    kept.put((key, run.recipe.candidates), (run.mask, rows, shares), rows.size + 1,
              2 * len(run.index) + HOP_ROWS_FLOOR)  # fmt: skip
-    return rows, scores, best
+    return rows, shares
 
 
 def _hop_entities(
-    run: Run, analysis: QueryAnalysis, ranking: Ranking, seeds: list[int]
-) -> dict[str, float]:
-    """Entities the seed hits name but the question does not, by mention weight times
-    specificity times the hit's score (speakers name half the turns: never a hop)."""
+    run: Run, analysis: QueryAnalysis, ranking: Ranking, seeds: Rows
+) -> list[tuple[str, float]]:
+    """Entities the seed hits name but the question does not, strongest first (ties: the
+    first named first), by mention weight times specificity times the hit's score, summed
+    over their mentions; only those weighing more than 0 (speakers name half the turns:
+    never a hop). The question is checked once per entity key."""
     index = run.index
-    mentions = [(row, j, w) for row in seeds for j, w in index.mentions_by_row.get(row, ())]
-    if not mentions:
-        return {}
-    rows, entities, weights = (np.asarray(column) for column in zip(*mentions, strict=True))
+    rows, entities, weights = index.mentions_of(seeds.tolist())
+    if not rows.size:
+        return []
+    key_of, speaker = index.entity_columns()
     gains = weights * scope.specificity(index)[entities] * ranking.scores[rows]
     asked = set(analysis.terms) | set(analysis.entities)
     question = f" {' '.join(words(analysis.text))} "
-    weight: dict[str, float] = {}
-    for j, gain in zip(entities.tolist(), gains.tolist(), strict=True):
-        entity = index.entities[j]
-        if entity.kind == "speaker" or _named(entity.key, asked, question):
+    keys, hop, weight = index.entity_keys, dict[int, bool](), dict[int, float]()
+    for code, said, gain in zip(key_of[entities].tolist(), speaker[entities].tolist(),
+                                gains.tolist(), strict=True):  # fmt: skip
+        if said:
             continue
-        weight[entity.key] = weight.get(entity.key, 0.0) + gain
-    return weight
+        if code not in hop:
+            hop[code] = not _named(keys[code], asked, question)
+        if hop[code]:
+            weight[code] = weight.get(code, 0.0) + gain
+    ordered = sorted(weight.items(), key=lambda kv: -kv[1])  # stable: first named first
+    return [(keys[code], w) for code, w in ordered if w > 0]
 
 
 def _named(key: str, asked: set[str], question: str) -> bool:
@@ -168,7 +178,7 @@ def _named(key: str, asked: set[str], question: str) -> bool:
 def graph_step(run: Run, ranking: Ranking) -> None:
     """Personalized PageRank from the question's entities and the best hits."""
     recipe, index = run.recipe, run.index
-    if recipe.graph <= 0 or not ranking.member.any() or not index.mentions_by_row:
+    if recipe.graph <= 0 or not ranking.member.any() or not index.has_mentions():
         return
     if run.analysis is None:
         return

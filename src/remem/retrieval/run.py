@@ -45,6 +45,11 @@ class Ranking:
         self.scores[rows] = scores
         self.member[rows] = True
 
+    def join_sum(self, rows: Rows, scores: Floats) -> None:
+        """Candidates (rows unique) with scores added to what earlier parts gave them."""
+        self.scores[rows] += scores
+        self.member[rows] = True
+
     def add(self, step: str, rows: Rows, deltas: Floats) -> None:
         """Add each delta to its row's score (rows not yet ranked join); rows are unique."""
         keep = deltas != 0
@@ -63,30 +68,34 @@ class Ranking:
         """The best score (0 when empty)."""
         return float(self.scores[self.member].max()) if self.member.any() else 0.0
 
-    def parts(self, rows: Sequence[int]) -> list[dict[str, float]]:
-        """For each row: each channel's own score and what each step added."""
-        at = {r: i for i, r in enumerate(rows)}
-        out: list[dict[str, float]] = [{} for _ in rows]
-        wanted = self._marked(rows)
-        named = [(name, r, s, False) for name, (r, s) in self.raw.items()]
-        for name, found, values, add in [*named, *((n, r, d, True) for n, r, d in self.steps)]:
-            keep = wanted[found]
-            for r, value in zip(found[keep].tolist(), values[keep].tolist(), strict=True):
-                part = out[at[r]]
-                part[name] = part.get(name, 0.0) + value if add else value
-        return out
+    def breakdown(self, rows: Rows) -> tuple[list[dict[str, float]], list[tuple[str, ...]]]:
+        """For each of ``rows`` (distinct): each channel's own score and what each step
+        added, and the channels (and ``time``) that found it; one pass over the rows every
+        channel and step recorded."""
+        named = [*((name, r, s, _RAW) for name, (r, s) in self.raw.items()),
+                 *((name, r, d, _ADDED) for name, r, d in self.steps),
+                 *((name, r, None, _FOUND) for name, r in self.found.items())]  # fmt: skip
+        parts: list[dict[str, float]] = [{} for _ in range(rows.size)]
+        found: list[list[str]] = [[] for _ in range(rows.size)]
+        if not named or not rows.size:
+            return parts, [tuple(f) for f in found]
+        at = np.full(self.scores.size, -1, dtype=np.int64)
+        at[rows] = np.arange(rows.size)
+        hit = at[np.concatenate([r for _, r, _, _ in named])]
+        picked = np.flatnonzero(hit >= 0)
+        which = np.repeat(np.arange(len(named)), [r.size for _, r, _, _ in named])[picked]
+        values = np.concatenate([np.zeros(r.size) if v is None else v for _, r, v, _ in named])
+        for i, k, value in zip(hit[picked].tolist(), which.tolist(), values[picked].tolist(),
+                               strict=True):  # fmt: skip
+            name, _, _, kind = named[k]
+            if kind == _FOUND:
+                found[i].append(name)
+            else:
+                parts[i][name] = value if kind == _RAW else parts[i].get(name, 0.0) + value
+        return parts, [tuple(f) for f in found]
 
-    def channels(self, rows: Sequence[int]) -> list[tuple[str, ...]]:
-        """For each row, the channels (and ``time``) that found it."""
-        wanted = self._marked(rows)
-        found = {name: set(r[wanted[r]].tolist()) for name, r in self.found.items()}
-        return [tuple(name for name, hit in found.items() if r in hit) for r in rows]
 
-    def _marked(self, rows: Sequence[int]) -> npt.NDArray[np.bool_]:
-        """A flag per row of the scope, set for ``rows``."""
-        wanted = np.zeros(self.scores.size, dtype=bool)
-        wanted[list(rows)] = True
-        return wanted
+_RAW, _ADDED, _FOUND = 0, 1, 2  # what a row's entry in ``Ranking.breakdown`` gives
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +15,7 @@ from remem.retrieval.query import analyze, known_entities, terms
 from remem.retrieval.recipes import Recipe
 from remem.retrieval.run import HIT_KINDS, Ranking, Rerank, Run, Vector
 from remem.stores.base import MemoryFilter, Store
+from remem.util import replaced
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,8 @@ def search(
     names a reranker. ``explain`` fills ``SearchRun.analysis`` (with ``timings_ms``, each
     stage's milliseconds).
     """
-    run = Run(store, index, vector, query, replace(flt, kinds=flt.kinds or HIT_KINDS), recipe,
-              now, rerank=rerank)  # fmt: skip
+    hits_only = flt if flt.kinds else replaced(flt, kinds=HIT_KINDS)
+    run = Run(store, index, vector, query, hits_only, recipe, now, rerank=rerank)
     started = time.perf_counter()
     run.analysis = analyze(query, reference or now, _known(run))
     run.timed("analyze", started)
@@ -73,7 +74,7 @@ def search(
     rows, scores = ranking.best(max(limit * 3, 50))
     keep = run.mask[rows]
     rows, scores = rows[keep][:limit], scores[keep][:limit]
-    parts, channels = ranking.parts(rows.tolist()), ranking.channels(rows.tolist())
+    parts, channels = ranking.breakdown(rows)
     candidates = [
         Candidate(index.ids[r], float(s), parts[i], channels[i])
         for i, (r, s) in enumerate(zip(rows.tolist(), scores.tolist(), strict=True))

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from remem.evolution.retention import retentions
+from remem.index.arrays import add_by_row
 from remem.times import TimeSpan
 
 Rows = npt.NDArray[np.int64]
@@ -26,7 +27,8 @@ _NO_FLOATS: Floats = np.zeros(0)
 
 def _rank_in_group(ordered: Rows) -> Rows:
     """For a sorted column, each entry's position within its run of equal values."""
-    first = np.r_[True, ordered[1:] != ordered[:-1]]
+    first = np.ones(ordered.size, dtype=bool)
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
     index = np.arange(ordered.size)
     out: Rows = index - np.maximum.accumulate(np.where(first, index, 0))
     return out
@@ -41,9 +43,7 @@ def neighbour_support(
     source, adjacent = pairs
     if weight <= 0 or adjacent.size == 0:
         return _NO_ROWS, _NO_FLOATS
-    rows, where = np.unique(adjacent, return_inverse=True)
-    deltas = np.bincount(where, weights=weight * scores[source], minlength=rows.size)
-    return rows, deltas.astype(np.float64)
+    return add_by_row(adjacent, weight * scores[source])
 
 
 def cite_support(scores: Floats, pairs: tuple[Rows, Rows], weight: float) -> tuple[Rows, Floats]:
