@@ -95,8 +95,15 @@ def add_by_row(rows: Rows, values: Floats) -> tuple[Rows, Floats]:
 
 def top(rows: Rows, scores: Floats, limit: int) -> tuple[Rows, Floats]:
     """The ``limit`` best rows, best first (ties: the earlier row first)."""
-    if rows.size > limit:
-        keep = np.argpartition(-scores, limit - 1)[:limit] if limit > 0 else NO_ROWS
-        rows, scores = rows[keep], scores[keep]
+    rows, scores = best_of(rows, scores, limit)
     order = np.lexsort((rows, -scores))
     return rows[order], scores[order]
+
+
+def best_of(rows: Rows, scores: Floats, limit: int) -> tuple[Rows, Floats]:
+    """The rows ``top`` selects, in no particular order: for uses that do not depend on
+    it (sums, maxima and scatters over the rows), the sort is saved."""
+    if rows.size <= limit:
+        return rows, scores
+    keep = np.argpartition(-scores, limit - 1)[:limit] if limit > 0 else NO_ROWS
+    return rows[keep], scores[keep]

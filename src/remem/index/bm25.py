@@ -33,6 +33,19 @@ def term_scores(
 ) -> Floats:
     """One term's BM25 contribution to each document: ``weight`` (its idf) times the
     saturated, length-normalised term frequency."""
-    norm = k1 * (1.0 - b + b * length / mean_length) if mean_length > 0 else np.full_like(tf, k1)
-    out: Floats = weight * tf * (k1 + 1.0) / (tf + norm)
+    return normed_scores(tf, length_norms(length, mean_length, k1, b), weight, k1)
+
+
+def length_norms(length: Floats, mean_length: float, k1: float = K1, b: float = B) -> Floats:
+    """Each document's ``k1 * (1 - b + b * length / mean_length)``, which every term's
+    score in it shares (an index may work it out once for all its rows)."""
+    if mean_length <= 0:
+        return np.full_like(length, k1)
+    out: Floats = k1 * (1.0 - b + b * length / mean_length)
+    return out
+
+
+def normed_scores(tf: Floats, norms: Floats, weight: float, k1: float = K1) -> Floats:
+    """``term_scores`` given the documents' ``length_norms``."""
+    out: Floats = weight * tf * (k1 + 1.0) / (tf + norms)
     return out

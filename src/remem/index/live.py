@@ -23,7 +23,17 @@ from remem.annotations import TimeLink, keyword_terms, query_terms, stem, time_l
 from remem.formation.derived import DERIVED_KINDS
 from remem.index import bm25
 from remem.index.ann import Approximate
-from remem.index.arrays import NO_ROWS, NO_SCORES, Column, Floats, Kept, Rows, sum_by_row, top
+from remem.index.arrays import (
+    NO_ROWS,
+    NO_SCORES,
+    Column,
+    Floats,
+    Kept,
+    Rows,
+    best_of,
+    sum_by_row,
+    top,
+)
 from remem.index.rules import entity_rows
 from remem.models import MEMORY_KINDS, MemoryRecord, recalled
 from remem.stores.base import AccessRow, Changes, EntityRow, IndexRow, MemoryFilter, session_key
@@ -38,6 +48,7 @@ MASKS_KEPT = 16  # filter masks kept per scope index
 # (``retrieval.run.HIT_KINDS``), and they crowd the space near questions (design notes)
 UNGRAPHED_KINDS = frozenset({"summary"})
 MATCHES_FLOOR = 65536  # keyword match rows kept per scope index beyond four per row
+NORMS_ROWS = 200_000  # scopes up to this many rows work out every row's BM25 norm at once
 # Estimated bytes of what an index keeps outside its row columns (``LiveScope.nbytes``): per
 # row (its id, kind, session, times and metadata in lists and dicts), per posting entry
 # (its row and tf in the term's columns with their growth slack, and the term score kept
@@ -522,9 +533,7 @@ class LiveScope:
         found = [hit for term in wanted if (hit := self._term_hits(term)) is not None]
         if not found:
             return NO_ROWS, NO_SCORES
-        rows, scores = sum_by_row([r for r, _ in found], [s for _, s in found])
-        positive = scores > 0
-        return rows[positive], scores[positive]
+        return sum_by_row([r for r, _ in found], [s for _, s in found])  # all scores > 0
 
     def _term_hits(self, term: str) -> tuple[Rows, Floats] | None:
         """One term's rows and BM25 scores (kept until the index next changes)."""
@@ -535,12 +544,22 @@ class LiveScope:
             if postings is None or self._docs <= 0:
                 return None
             rows, tf = postings
-            mean = self._total_length / self._docs
             weight = bm25.idf(self._docs, self._df[term])
-            scores = bm25.term_scores(tf, self._length.view()[rows], mean, weight,
-                                      bm25.TURN_K1, bm25.TURN_B)  # fmt: skip
-            hit = self.memo[key] = (rows, scores)
+            hit = self.memo[key] = (rows, bm25.normed_scores(tf, self._norms(rows), weight,
+                                                             bm25.TURN_K1))  # fmt: skip
         return hit
+
+    def _norms(self, rows: Rows) -> Floats:
+        """The BM25 length norms of ``rows``: worked out for every row at once (until the
+        index changes) when the scope is at most ``NORMS_ROWS``, else for these rows."""
+        mean = self._total_length / self._docs
+        if len(self.ids) > NORMS_ROWS:
+            return bm25.length_norms(self._length.view()[rows], mean, bm25.TURN_K1, bm25.TURN_B)
+        norms: Floats | None = self.memo.get("norms")
+        if norms is None:
+            every = bm25.length_norms(self._length.view(), mean, bm25.TURN_K1, bm25.TURN_B)
+            norms = self.memo["norms"] = every
+        return norms[rows]
 
     def _posting_arrays(self, term: str) -> tuple[npt.NDArray[np.int64], Any] | None:
         postings = self._postings.get(term)
@@ -560,11 +579,17 @@ class LiveScope:
         return self._approximate.nodes()
 
     def vector_top(
-        self, vector: npt.NDArray[np.float32], mask: Mask, limit: int, exact: bool = False
+        self,
+        vector: npt.NDArray[np.float32],
+        mask: Mask,
+        limit: int,
+        exact: bool = False,
+        ordered: bool = True,
     ) -> tuple[Rows, Floats]:
-        """The ``limit`` rows the mask admits most similar to ``vector``, best first: from
-        an HNSW graph's candidates in a big scope (``index.ann``, rescored exactly), else
-        (or when ``exact``) by scanning every row."""
+        """The ``limit`` rows the mask admits most similar to ``vector``, best first (in
+        no particular order unless ``ordered``): from an HNSW graph's candidates in a big
+        scope (``index.ann``, rescored exactly), else (or when ``exact``) by scanning
+        every row."""
         if self._vectors is None or vector.shape[0] != self.dimensions:
             return NO_ROWS, NO_SCORES
         unit, matrix = _unit(vector), self._vectors.view()
@@ -576,8 +601,9 @@ class LiveScope:
         near = None if exact else self._approximate.top(matrix, self._graphed.view(), unit,
                                                         admitted, count, k)  # fmt: skip
         self.last_vector_search = "exact" if near is None else "graph"
+        pick = top if ordered else best_of
         if near is not None:
-            return top(near, np.vecdot(matrix[near], unit).astype(np.float64), k)
+            return pick(near, np.vecdot(matrix[near], unit).astype(np.float64), k)
         # one dot product per row (``vecdot``: a single-threaded SIMD loop), not a BLAS
         # matrix-vector product: OpenBLAS's threads and onnxruntime's (which spin for a
         # while after embedding the query) fight over the two cores; ``einsum`` is one
@@ -585,8 +611,9 @@ class LiveScope:
         scores = np.vecdot(matrix, unit)
         scores[~admitted] = -np.inf
         rows = np.argpartition(-scores, k - 1)[:k] if k < scores.size else np.arange(k)
-        order = np.lexsort((rows, -scores[rows]))
-        return rows[order], scores[rows[order]].astype(np.float64)
+        if ordered:
+            rows = rows[np.lexsort((rows, -scores[rows]))]
+        return rows, scores[rows].astype(np.float64)
 
     def named(self, rows: Rows, scores: Floats) -> list[tuple[str, float]]:
         """Rows and scores as (memory id, score) pairs."""

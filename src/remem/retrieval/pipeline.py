@@ -20,7 +20,7 @@ from datetime import timedelta
 import numpy as np
 
 from remem.annotations import words
-from remem.index.arrays import Kept, Rows, top
+from remem.index.arrays import Kept, Rows, best_of, top
 from remem.index.live import LiveScope
 from remem.retrieval import fusion, scope, steps
 from remem.retrieval.graph import personalized_pagerank
@@ -45,14 +45,17 @@ def run_channels(run: Run) -> Channels:
     the query's embedding may still be on its way (``Run.query_vector``)."""
     out: Channels = {}
     words = run.analysis.terms if run.analysis else tuple(terms(run.query))
+    ordered = run.recipe.fusion == "rrf"  # rank fusion reads ranks; score fusion sums per row
     if "bm25" in run.recipe.channels:
         started = time.perf_counter()
-        out["bm25"] = top(*run.index.keyword_scores(words, run.mask), run.recipe.candidates)
+        found = run.index.keyword_scores(words, run.mask)
+        out["bm25"] = (top if ordered else best_of)(*found, run.recipe.candidates)
         run.timed("bm25", started)
     vector = run.query_vector() if "dense" in run.recipe.channels else None
     if vector is not None:
         started = time.perf_counter()
-        out["dense"] = run.index.vector_top(vector, run.mask, run.recipe.candidates)
+        out["dense"] = run.index.vector_top(vector, run.mask, run.recipe.candidates,
+                                            ordered=ordered)  # fmt: skip
         run.notes["dense_search"] = run.index.last_vector_search  # "exact", or "graph" (big scopes)
         run.timed("dense", started)
     return out
@@ -132,8 +135,7 @@ def _hop_rows(run: Run, key: str) -> tuple[Rows, Floats]:
     if hit is not None and hit[0] is run.mask:  # a kept mask is reused until a change
         return hit[1], hit[2]
     rows, scores = run.index.keyword_scores(terms(key), run.mask)
-    if rows.size > run.recipe.candidates:
-        rows, scores = top(rows, scores, run.recipe.candidates)
+    rows, scores = best_of(rows, scores, run.recipe.candidates)  # a hop sets maxima: any order
     shares = scores / scores.max() if rows.size else scores
     kept.put((key, run.recipe.candidates), (run.mask, rows, shares), rows.size + 1,
              2 * len(run.index) + HOP_ROWS_FLOOR)  # fmt: skip
@@ -259,12 +261,12 @@ def sessions_step(run: Run, ranking: Ranking) -> None:
     recipe, index = run.recipe, run.index
     if recipe.sessions <= 0 or not ranking.member.any() or run.analysis is None:
         return
-    codes, found = top(*index.session_scores(run.analysis.terms), recipe.candidates)
+    codes, found = best_of(*index.session_scores(run.analysis.terms), recipe.candidates)
     if not codes.size:
         return
     by_session = np.zeros(len(index.session_keys))
     by_session[codes] = found
-    pool, scores = ranking.best(recipe.candidates)
+    pool, scores = ranking.best(recipe.candidates, ordered=False)  # deltas per row alone
     codes = index.conversation_codes()[pool]
     matched = np.where(codes >= 0, by_session[codes], 0.0)
     deltas = steps.spread_to_sessions(scores, matched, float(by_session.max()), recipe.sessions)

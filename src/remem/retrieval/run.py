@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from remem.index.arrays import Rows, top
+from remem.index.arrays import Rows, best_of, top
 from remem.index.live import LiveScope
 from remem.retrieval.query import QueryAnalysis
 from remem.retrieval.recipes import Recipe
@@ -59,10 +59,11 @@ class Ranking:
             self.member[rows] = True
             self.steps.append((step, rows, deltas))
 
-    def best(self, k: int) -> tuple[Rows, Floats]:
-        """The ``k`` best candidates and their scores, best first (later steps' pool)."""
+    def best(self, k: int, ordered: bool = True) -> tuple[Rows, Floats]:
+        """The ``k`` best candidates and their scores, best first (in no particular order
+        unless ``ordered``): later steps' pool."""
         rows = np.flatnonzero(self.member)
-        return top(rows, self.scores[rows], k)
+        return (top if ordered else best_of)(rows, self.scores[rows], k)
 
     def peak(self) -> float:
         """The best score (0 when empty)."""
