@@ -216,3 +216,25 @@ def test_time_fit_prefers_what_was_mentioned_then_when_it_was_said() -> None:
     said = np.array([False, True, True, True, False])
     dated = np.array([False, False, True, True, True])
     assert steps.time_fit(mentioned, said, dated).tolist() == [0.0, 0.6, 0.2, 0.6, 0.9]
+
+
+_WORDS = st.sampled_from(["ana", "sister", "maria", "the", "porto", "nate's", "a", "'s", "x"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=st.lists(_WORDS, min_size=0, max_size=3).map(" ".join),
+       question=st.lists(_WORDS, max_size=6).map(" ".join),
+       terms=st.sets(_WORDS, max_size=4))  # fmt: skip
+def test_naming_an_entity_is_a_term_its_words_or_a_phrase_of_the_question(
+    key: str, question: str, terms: set[str]
+) -> None:
+    """``pipeline._named`` (per key word sets, a set lookup for one-word keys) says what
+    the plain rule says: the key is a term, all its words are terms, or the question's
+    words hold it as a phrase."""
+    from remem.annotations import words
+    from remem.retrieval.pipeline import _named
+
+    spoken = words(question)
+    padded = f" {' '.join(spoken)} "
+    plain = key in terms or f" {key} " in padded or set(key.split()) <= terms
+    assert _named(key, frozenset(key.split()), terms, padded, set(spoken)) == plain

@@ -111,6 +111,7 @@ class LiveScope:
         self.entities_with_word: dict[str, list[int]] = {}
         self.entity_kinds: dict[str, str] = {}
         self.entity_keys: list[str] = []  # key code -> entity key (entities share a key)
+        self.entity_key_words: list[frozenset[str]] = []  # key code -> the key's words
         self._key_code: dict[str, int] = {}
         self._entity_key = Column(np.int64)  # per entity row: its key's code
         self._entity_speaker = Column(np.bool_)  # per entity row: a speaker
@@ -347,6 +348,7 @@ class LiveScope:
                 if code is None:
                     code = self._key_code[link.key] = len(self.entity_keys)
                     self.entity_keys.append(link.key)
+                    self.entity_key_words.append(frozenset(link.key.split()))
                 self._entity_key.append(code)
                 self._entity_speaker.append(link.kind == "speaker")
                 self.entity_rows.setdefault(link.key, []).append(j)

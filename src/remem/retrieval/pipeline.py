@@ -156,25 +156,35 @@ def _hop_entities(
     key_of, speaker = index.entity_columns()
     gains = weights * scope.specificity(index)[entities] * ranking.scores[rows]
     asked = set(analysis.terms) | set(analysis.entities)
-    question = f" {' '.join(words(analysis.text))} "
-    keys, hop, weight = index.entity_keys, dict[int, bool](), dict[int, float]()
-    for code, said, gain in zip(key_of[entities].tolist(), speaker[entities].tolist(),
-                                gains.tolist(), strict=True):  # fmt: skip
-        if said:
+    spoken = words(analysis.text)
+    question = f" {' '.join(spoken)} "
+    said = (asked, question, set(spoken))
+    keys, parts = index.entity_keys, index.entity_key_words
+    hop, weight = dict[int, bool](), dict[int, float]()
+    for code, speaks, gain in zip(key_of[entities].tolist(), speaker[entities].tolist(),
+                                  gains.tolist(), strict=True):  # fmt: skip
+        if speaks:
             continue
         if code not in hop:
-            hop[code] = not _named(keys[code], asked, question)
+            hop[code] = not _named(keys[code], parts[code], *said)
         if hop[code]:
             weight[code] = weight.get(code, 0.0) + gain
     ordered = sorted(weight.items(), key=lambda kv: -kv[1])  # stable: first named first
     return [(keys[code], w) for code, w in ordered if w > 0]
 
 
-def _named(key: str, asked: set[str], question: str) -> bool:
-    """Whether the question names the entity ``key``: as one of its terms, with all of
-    its words among them, or as a phrase of its words (``question``: its lower-cased words
-    joined by single spaces, padded); the phrase stands in for the entity recogniser."""
-    return key in asked or f" {key} " in question or set(key.split()) <= asked
+def _named(
+    key: str, parts: frozenset[str], asked: set[str], question: str, spoken: set[str]
+) -> bool:
+    """Whether the question names the entity ``key`` (its words ``parts``): as one of its
+    terms, with all of its words among them, or as a phrase of its words (``question``:
+    its lower-cased words joined by single spaces, padded; ``spoken``: those words); the
+    phrase stands in for the entity recogniser."""
+    if key in asked or parts <= asked:
+        return True
+    if len(parts) == 1 and key in parts:  # one word: a phrase of the question is a word
+        return key in spoken
+    return f" {key} " in question
 
 
 def graph_step(run: Run, ranking: Ranking) -> None:
