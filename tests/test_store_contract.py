@@ -1532,3 +1532,7 @@ def test_the_latest_revision_is_read_without_a_snapshot_and_reads_are_counted(st
     thread.start()
     thread.join()
     assert counted == [0]  # per thread
+    # the contract's defaults, for backends that cannot do better: a snapshot's revision,
+    # and a count that moves on every call (a reader then always checks the revision)
+    assert Store.latest_revision(store) == store.latest_revision()
+    assert Store.reads(store) != Store.reads(store)

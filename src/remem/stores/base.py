@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -27,6 +28,9 @@ from remem.models import (
 # (strength in days, the previous recall or the storing, this recall) -> new strength:
 # the reinforcement rule ``Store.record_access`` applies (``remem.evolution.retention``)
 Reinforce = Callable[[float, datetime, datetime], float]
+
+
+_CALLS = itertools.count()  # ``Store.reads``'s default
 
 
 @dataclass(frozen=True)
@@ -368,15 +372,19 @@ class Store(ABC):
         """Run the reads inside the ``with`` block on one consistent view of the store
         (re-entrant per thread); yields the store's revision at that view."""
 
-    @abstractmethod
     def latest_revision(self) -> int:
         """The newest committed revision, read at once without holding a view open
-        (inside ``snapshot``: that view's revision)."""
+        (inside ``snapshot``: that view's revision). This default opens a snapshot;
+        the bundled backends read it in one statement."""
+        with self.snapshot() as revision:
+            return revision
 
-    @abstractmethod
     def reads(self) -> int:
         """How many queries this thread has run (with ``latest_revision``, what lets a
-        reader check that reads made outside a snapshot all saw one revision)."""
+        reader check that reads made outside a snapshot all saw one revision). This
+        default changes on every call, so such a reader always checks; the bundled
+        backends count."""
+        return next(_CALLS)
 
     @abstractmethod
     def changes(self, scope: ScopeKey, since: int) -> Changes:
