@@ -518,8 +518,20 @@ class Memory:
         rerank = self._rerank_function(chosen.rerank)
         timings: dict[str, float] = {}
         vector = self._embed_later(text, timings) if "dense" in chosen.channels else None
-        ranked = functools.partial(self._ranked, text, flt, chosen, limit, reference,
-                                   explain, vector, rerank, timings)  # fmt: skip
+
+        def ranked(fast: bool) -> tuple[SearchRun, dict[str, MemoryRecord]]:
+            """The pipeline's run and its hits' records, from one state of the store."""
+            opened = time.perf_counter()
+            with self.index.open(flt, fast=fast) as index:
+                timings["open"] = _ms(opened)
+                run = run_search(self.store, index, vector, text, flt, chosen, limit, utcnow(),
+                                 reference, rerank, explain)  # fmt: skip
+                fetched = time.perf_counter()
+                rows = [index.row_of[c.id] for c in run.candidates]
+                records = {r.id: r for r in index.records(rows, self._load)}
+                timings["fetch"] = _ms(fetched)
+            return run, records
+
         try:
             run, records = ranked(fast=True)
         except SnapshotMoved:  # store reads met a write: again, in one snapshot
@@ -531,31 +543,6 @@ class Memory:
         took = _ms(started)
         info = _explained(run.analysis, flt, timings, took) if explain else None
         return SearchResults(query=text, recipe=chosen.name, hits=hits, took_ms=took, explain=info)
-
-    def _ranked(
-        self,
-        text: str,
-        flt: MemoryFilter,
-        chosen: Recipe,
-        limit: int,
-        reference: datetime | None,
-        explain: bool,
-        vector: Future[Vector] | None,
-        rerank: Rerank | None,
-        timings: dict[str, float],
-        fast: bool,
-    ) -> tuple[SearchRun, dict[str, MemoryRecord]]:
-        """The pipeline's run and its hits' records, from one state of the store."""
-        opened = time.perf_counter()
-        with self.index.open(flt, fast=fast) as index:
-            timings["open"] = _ms(opened)
-            run = run_search(self.store, index, vector, text, flt, chosen, limit, utcnow(),
-                             reference, rerank, explain)  # fmt: skip
-            fetched = time.perf_counter()
-            rows = [index.row_of[c.id] for c in run.candidates]
-            records = {r.id: r for r in index.records(rows, self._load)}
-            timings["fetch"] = _ms(fetched)
-        return run, records
 
     def _recalled(self, memory_ids: builtins.list[str]) -> None:
         """Count memories handed to the caller as recalled (written in the background)."""
